@@ -1,0 +1,123 @@
+//! SHA-256 hashes: the one hash function of the protocol.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bincode::{Decode, Encode};
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest. Shown and parsed as base58, like addresses.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Encode, Decode)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub const ZERO: Hash = Hash([0u8; 32]);
+
+    pub const fn new(bytes: [u8; 32]) -> Self {
+        Hash(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Short form for logs and tables: the first 8 base58 characters.
+    pub fn short(&self) -> String {
+        let s = self.to_string();
+        s.chars().take(8).collect()
+    }
+}
+
+/// SHA-256 of one byte string.
+#[inline]
+pub fn hash(data: &[u8]) -> Hash {
+    Hash(Sha256::digest(data).into())
+}
+
+/// SHA-256 of the concatenation of several byte strings, without copying them together.
+#[inline]
+pub fn hashv(parts: &[&[u8]]) -> Hash {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    Hash(hasher.finalize().into())
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&bs58::encode(self.0).into_string())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({self})")
+    }
+}
+
+/// Why a string is not a hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseHashError {
+    #[error("not base58: {0}")]
+    Base58(String),
+    #[error("decodes to {0} bytes, a hash has 32")]
+    WrongLength(usize),
+}
+
+impl FromStr for Hash {
+    type Err = ParseHashError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // 32 bytes are at most 44 base58 characters; refuse longer input before decoding.
+        if s.len() > 44 {
+            return Err(ParseHashError::WrongLength(s.len() * 3 / 4));
+        }
+        let bytes = bs58::decode(s)
+            .into_vec()
+            .map_err(|e| ParseHashError::Base58(e.to_string()))?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| ParseHashError::WrongLength(bytes.len()))?;
+        Ok(Hash(arr))
+    }
+}
+
+impl serde::Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashv_equals_hash_of_concatenation() {
+        assert_eq!(hashv(&[b"ab", b"cd"]), hash(b"abcd"));
+    }
+
+    #[test]
+    fn display_parse_round_trip() {
+        let h = hash(b"bb");
+        assert_eq!(h.to_string().parse::<Hash>(), Ok(h));
+    }
+
+    #[test]
+    fn parse_rejects_wrong_length_and_alphabet() {
+        assert_eq!("2g".parse::<Hash>(), Err(ParseHashError::WrongLength(1)));
+        assert!(matches!(
+            "0OIl".parse::<Hash>(),
+            Err(ParseHashError::Base58(_))
+        ));
+    }
+}
