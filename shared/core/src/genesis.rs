@@ -112,7 +112,9 @@ impl Genesis {
             return bad("leader_slots_per_rotation must be at least 1".into());
         }
         if self.slots_per_epoch < self.leader_slots_per_rotation
-            || !self.slots_per_epoch.is_multiple_of(self.leader_slots_per_rotation)
+            || !self
+                .slots_per_epoch
+                .is_multiple_of(self.leader_slots_per_rotation)
         {
             return bad(format!(
                 "slots_per_epoch {} must be a positive multiple of leader_slots_per_rotation {}",

@@ -5,15 +5,19 @@
 //! canonical encodings of points outside the small-order subgroup and `s` is a canonical
 //! scalar. With those checks no third party can turn one valid signature into a second,
 //! different valid signature (or a second encoding of the same key), so a signature can
-//! serve as a transaction id and a public key's bytes as an identity.
+//! serve as a transaction id and a public key's bytes as an identity. Single and batch
+//! verification check the same (cofactored) equation, so they always agree.
 
 use std::fmt;
 use std::str::FromStr;
 
 use bincode::{Decode, Encode};
-use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use ed25519_dalek::{Signer, SigningKey};
+use sha2::{Digest, Sha512};
 
 /// The textual prefix of every address.
 pub const ADDRESS_PREFIX: &str = "bb_";
@@ -109,26 +113,8 @@ impl Pubkey {
 
     /// Checks that the key can verify signatures under the strict rules.
     pub fn validate(&self) -> Result<(), KeyError> {
-        canonical_point(&self.0).map(|_| ())
+        strict_point(&self.0).map(|_| ())
     }
-
-    fn verifying_key(&self) -> Result<VerifyingKey, SignatureError> {
-        self.validate().map_err(SignatureError::BadKey)?;
-        VerifyingKey::from_bytes(&self.0).map_err(|_| SignatureError::BadKey(KeyError::NotOnCurve))
-    }
-}
-
-/// A point encoding that is canonical and not of small order.
-fn canonical_point(bytes: &[u8; 32]) -> Result<(), KeyError> {
-    let compressed = CompressedEdwardsY(*bytes);
-    let point = compressed.decompress().ok_or(KeyError::NotOnCurve)?;
-    if point.compress() != compressed {
-        return Err(KeyError::NonCanonical);
-    }
-    if point.is_small_order() {
-        return Err(KeyError::SmallOrder);
-    }
-    Ok(())
 }
 
 impl fmt::Display for Pubkey {
@@ -267,27 +253,77 @@ pub enum SignatureError {
     },
 }
 
-/// The checks on `R` and `s` that make a signature non-malleable.
-fn strict_signature_checks(sig: &Signature) -> Result<(), SignatureError> {
-    canonical_point(&sig.r_bytes()).map_err(SignatureError::BadR)?;
-    if !bool::from(Scalar::from_canonical_bytes(sig.s_bytes()).is_some()) {
-        return Err(SignatureError::NonCanonicalS);
+/// A signature's parts, decoded and checked once, ready for the verification equation.
+struct Prepared {
+    a: EdwardsPoint,
+    r: EdwardsPoint,
+    s: Scalar,
+    /// k = SHA-512(R || A || domain prefix || message), reduced mod the group order.
+    k: Scalar,
+}
+
+/// Whether 32 bytes encode a field element below p = 2^255 - 19 (the sign bit aside).
+/// The curve library reduces larger values silently, which would give one point two
+/// encodings.
+fn y_is_canonical(bytes: &[u8; 32]) -> bool {
+    let top = bytes[31] & 0x7f;
+    !(top == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed)
+}
+
+/// Decodes a point under the strict rules.
+fn strict_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, KeyError> {
+    if !y_is_canonical(bytes) {
+        return Err(KeyError::NonCanonical);
     }
-    Ok(())
+    let point = CompressedEdwardsY(*bytes)
+        .decompress()
+        .ok_or(KeyError::NotOnCurve)?;
+    // x = 0 with the sign bit set is the other non-canonical form; both such points
+    // (y = 1 and y = -1) are small-order, so the next check refuses them too.
+    if point.is_small_order() {
+        return Err(KeyError::SmallOrder);
+    }
+    Ok(point)
+}
+
+fn prepare(
+    domain: Domain,
+    key: &Pubkey,
+    message: &[u8],
+    sig: &Signature,
+) -> Result<Prepared, SignatureError> {
+    let a = strict_point(&key.0).map_err(SignatureError::BadKey)?;
+    let r_bytes = sig.r_bytes();
+    let r = strict_point(&r_bytes).map_err(SignatureError::BadR)?;
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(sig.s_bytes()))
+        .ok_or(SignatureError::NonCanonicalS)?;
+    let mut h = Sha512::new();
+    h.update(r_bytes);
+    h.update(key.0);
+    h.update(domain.prefix());
+    h.update(message);
+    let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+    Ok(Prepared { a, r, s, k })
 }
 
 /// Verifies one signature strictly under a domain.
+///
+/// The equation is the cofactored one, `[8]([s]B - R - [k]A) = 0`, the same that batch
+/// verification checks: with one rule for both, no signature can pass one way and fail
+/// the other, so nodes that batch and nodes that do not can never disagree.
 pub fn verify(
     domain: Domain,
     key: &Pubkey,
     message: &[u8],
     sig: &Signature,
 ) -> Result<(), SignatureError> {
-    let vk = key.verifying_key()?;
-    strict_signature_checks(sig)?;
-    let dalek_sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-    vk.verify_strict(&domain.framed(message), &dalek_sig)
-        .map_err(|_| SignatureError::Mismatch)
+    let p = prepare(domain, key, message, sig)?;
+    let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&p.k, &-p.a, &p.s);
+    if (sb_minus_ka - p.r).mul_by_cofactor().is_identity() {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// One item of a batch: who signed what.
@@ -302,37 +338,20 @@ pub struct SignedMessage<'a> {
 /// Verifies many signatures at once, about twice as fast per signature as one by one.
 ///
 /// Returns `Ok(())` only if every signature passes the same strict checks as [`verify`].
-/// On failure, returns the indices of the bad ones (found by falling back to single
-/// verification, so an attacker's bad signature costs them, not the honest ones, a slower path).
+/// On failure, returns the indices of the bad ones with the reason (found by falling back
+/// to single verification: only a batch holding a bad signature pays for that).
 pub fn verify_batch(items: &[SignedMessage<'_>]) -> Result<(), Vec<(usize, SignatureError)>> {
     if items.is_empty() {
         return Ok(());
     }
-    let mut keys = Vec::with_capacity(items.len());
-    let mut sigs = Vec::with_capacity(items.len());
-    let mut framed = Vec::with_capacity(items.len());
-    let mut prechecks_ok = true;
-    for item in items {
-        match (
-            item.key.verifying_key(),
-            strict_signature_checks(item.signature),
-        ) {
-            (Ok(vk), Ok(())) => {
-                keys.push(vk);
-                sigs.push(ed25519_dalek::Signature::from_bytes(&item.signature.0));
-                framed.push(item.domain.framed(item.message));
-            }
-            _ => {
-                prechecks_ok = false;
-                break;
-            }
-        }
-    }
-    if prechecks_ok {
-        let messages: Vec<&[u8]> = framed.iter().map(Vec::as_slice).collect();
-        if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
-            return Ok(());
-        }
+    let prepared: Result<Vec<Prepared>, SignatureError> = items
+        .iter()
+        .map(|it| prepare(it.domain, it.key, it.message, it.signature))
+        .collect();
+    if let Ok(prepared) = prepared
+        && batch_equation_holds(items, &prepared)
+    {
+        return Ok(());
     }
     let failures: Vec<(usize, SignatureError)> = items
         .iter()
@@ -344,12 +363,46 @@ pub fn verify_batch(items: &[SignedMessage<'_>]) -> Result<(), Vec<(usize, Signa
         })
         .collect();
     if failures.is_empty() {
-        // Batch equations are probabilistic in the other direction only: a batch that
-        // fails while every single check passes cannot happen with valid inputs.
+        // A failing batch whose items all verify alone has probability 2^-128.
         Ok(())
     } else {
         Err(failures)
     }
+}
+
+/// Checks `[8]([sum z_i s_i]B - sum [z_i]R_i - sum [z_i k_i]A_i) = 0` with 128-bit
+/// weights z_i derived from every input, so no signer can choose bad items that cancel.
+fn batch_equation_holds(items: &[SignedMessage<'_>], prepared: &[Prepared]) -> bool {
+    let mut transcript = Sha512::new();
+    transcript.update(b"bb/batch-verify/v1");
+    for (it, p) in items.iter().zip(prepared) {
+        transcript.update(it.signature.0);
+        transcript.update(it.key.0);
+        transcript.update(p.k.as_bytes());
+    }
+    let seed: [u8; 64] = transcript.finalize().into();
+    let mut b_coefficient = Scalar::ZERO;
+    let mut scalars = Vec::with_capacity(2 * items.len() + 1);
+    let mut points = Vec::with_capacity(2 * items.len() + 1);
+    for (i, p) in prepared.iter().enumerate() {
+        let mut h = Sha512::new();
+        h.update(seed);
+        h.update((i as u64).to_le_bytes());
+        let wide: [u8; 64] = h.finalize().into();
+        let mut z_bytes = [0u8; 32];
+        z_bytes[..16].copy_from_slice(&wide[..16]);
+        let z = Scalar::from_bytes_mod_order(z_bytes);
+        b_coefficient += z * p.s;
+        scalars.push(-z);
+        points.push(p.r);
+        scalars.push(-(z * p.k));
+        points.push(p.a);
+    }
+    scalars.push(b_coefficient);
+    points.push(ED25519_BASEPOINT_POINT);
+    EdwardsPoint::vartime_multiscalar_mul(scalars, points)
+        .mul_by_cofactor()
+        .is_identity()
 }
 
 /// A secret key with its public key.
@@ -406,8 +459,6 @@ impl fmt::Debug for Keypair {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-    use curve25519_dalek::scalar::Scalar;
 
     fn key(n: u8) -> Keypair {
         Keypair::from_seed(&[n; 32])
@@ -462,7 +513,7 @@ mod tests {
         let k = key(3);
         let msg = b"pay 10";
         let sig = k.sign(Domain::Test, msg);
-        let s = Scalar::from_canonical_bytes(sig.s_bytes()).unwrap();
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(sig.s_bytes())).unwrap();
         let l_plus_s = {
             // L = 2^252 + 27742317777372353535851937790883648493, little-endian.
             let l: [u8; 32] = [
