@@ -456,12 +456,110 @@ impl fmt::Debug for Keypair {
     }
 }
 
+/// The key file format: JSON with the address beside the secret, so a file whose two
+/// halves disagree (a damaged or hand-edited file) is caught on load.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFileJson {
+    version: u32,
+    address: String,
+    secret_key: String,
+}
+
+/// Largest key file accepted.
+pub const MAX_KEY_FILE_BYTES: usize = 4096;
+
+/// Why bytes are not a key file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("key file is {0} bytes, a key file is under {MAX_KEY_FILE_BYTES}")]
+    TooLarge(usize),
+    #[error("not a bb key file: {0}")]
+    Format(String),
+    #[error("unsupported key file version {0} (this build reads 1)")]
+    Version(u32),
+    #[error("secret key is not 32 base58-encoded bytes")]
+    Secret,
+    #[error("the address in the file ({stored}) does not match its secret key ({derived})")]
+    AddressMismatch { stored: String, derived: String },
+}
+
+impl Keypair {
+    /// The key file's JSON text.
+    pub fn to_key_file_json(&self) -> String {
+        let file = KeyFileJson {
+            version: 1,
+            address: self.pubkey.to_address(),
+            secret_key: bs58::encode(self.signing.to_bytes()).into_string(),
+        };
+        // Plain strings and numbers always serialize.
+        serde_json::to_string_pretty(&file).unwrap_or_default() + "\n"
+    }
+
+    /// Parses a key file's bytes (untrusted: size-limited, every field checked).
+    pub fn from_key_file_json(bytes: &[u8]) -> Result<Keypair, KeyFileError> {
+        if bytes.len() > MAX_KEY_FILE_BYTES {
+            return Err(KeyFileError::TooLarge(bytes.len()));
+        }
+        let file: KeyFileJson =
+            serde_json::from_slice(bytes).map_err(|e| KeyFileError::Format(e.to_string()))?;
+        if file.version != 1 {
+            return Err(KeyFileError::Version(file.version));
+        }
+        if file.secret_key.len() > 64 {
+            return Err(KeyFileError::Secret);
+        }
+        let secret = bs58::decode(&file.secret_key)
+            .into_vec()
+            .map_err(|_| KeyFileError::Secret)?;
+        let seed: [u8; 32] = secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyFileError::Secret)?;
+        let keypair = Keypair::from_seed(&seed);
+        let derived = keypair.pubkey.to_address();
+        if derived != file.address {
+            return Err(KeyFileError::AddressMismatch {
+                stored: file.address,
+                derived,
+            });
+        }
+        Ok(keypair)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key(n: u8) -> Keypair {
         Keypair::from_seed(&[n; 32])
+    }
+
+    #[test]
+    fn key_file_round_trip_and_damage() {
+        let k = key(9);
+        let json = k.to_key_file_json();
+        assert_eq!(
+            Keypair::from_key_file_json(json.as_bytes())
+                .unwrap()
+                .pubkey(),
+            k.pubkey()
+        );
+        let other = key(10).pubkey().to_address();
+        let swapped = json.replace(&k.pubkey().to_address(), &other);
+        assert!(matches!(
+            Keypair::from_key_file_json(swapped.as_bytes()),
+            Err(KeyFileError::AddressMismatch { .. })
+        ));
+        assert!(matches!(
+            Keypair::from_key_file_json(b"not json"),
+            Err(KeyFileError::Format(_))
+        ));
+        assert!(matches!(
+            Keypair::from_key_file_json(&[b' '; 5000]),
+            Err(KeyFileError::TooLarge(5000))
+        ));
     }
 
     #[test]
