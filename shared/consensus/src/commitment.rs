@@ -51,7 +51,7 @@ impl RootTracker {
             .map(|(v, r)| (*r, stake_of(v)))
             .filter(|(_, s)| *s > 0)
             .collect();
-        roots.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        roots.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut acc = 0u64;
         for (root, stake) in roots {
             acc += stake;
