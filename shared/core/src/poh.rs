@@ -10,7 +10,7 @@ use bincode::{Decode, Encode};
 use rayon::prelude::*;
 
 use crate::encoding::Canonical;
-use crate::hash::{Hash, hash, hashv};
+use crate::hash::{Hash, hash32, hash32_chain, hashv};
 use crate::tx::Transaction;
 
 /// One link group of the PoH chain: `num_hashes` hashes after the previous entry, the
@@ -34,16 +34,13 @@ impl Entry {
 
     /// The hash that follows `start` after this entry's hashes, mix-in included.
     pub fn next_hash(start: &Hash, num_hashes: u64, transactions: &[Transaction]) -> Hash {
-        let mut h = *start;
         if num_hashes == 0 {
-            return h;
+            return *start;
         }
-        for _ in 1..num_hashes {
-            h = hash(&h.0);
-        }
+        let h = hash32_chain(&start.0, num_hashes - 1);
         match mixin(transactions) {
-            Some(m) => hashv(&[&h.0, &m.0]),
-            None => hash(&h.0),
+            Some(m) => hashv(&[&h, &m.0]),
+            None => hash32(&h),
         }
     }
 
@@ -115,11 +112,7 @@ impl PohRecorder {
     /// Returns true when the tick is due (call `tick()`).
     pub fn hash_batch(&mut self, max: u64) -> bool {
         let n = max.min(self.remaining_in_tick - 1);
-        let mut h = self.hash.0;
-        for _ in 0..n {
-            h = hash(&h).0;
-        }
-        self.hash = Hash(h);
+        self.hash = Hash(hash32_chain(&self.hash.0, n));
         self.num_hashes += n;
         self.remaining_in_tick -= n;
         self.remaining_in_tick == 1
@@ -128,7 +121,7 @@ impl PohRecorder {
     /// Completes the current tick (doing any hashes still owed) and returns the tick entry.
     pub fn tick(&mut self) -> Entry {
         self.hash_batch(u64::MAX);
-        self.hash = hash(&self.hash.0);
+        self.hash = hash32(&self.hash.0);
         let entry = Entry {
             num_hashes: self.num_hashes + 1,
             hash: self.hash,
@@ -160,19 +153,76 @@ impl PohRecorder {
     }
 }
 
-/// The first entry that does not follow from the one before it.
+/// Why a list of entries is not a valid PoH chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("PoH entry {index} does not follow from the previous hash")]
-pub struct PohError {
-    pub index: usize,
+pub enum PohError {
+    #[error("PoH entry {index} does not follow from the previous hash")]
+    Mismatch { index: usize },
+    #[error("PoH entry {index} has zero hashes")]
+    ZeroHashes { index: usize },
+    #[error(
+        "PoH entry {index}: {hashes} hashes since the last tick, but a tick is {hashes_per_tick}"
+    )]
+    TickLength {
+        index: usize,
+        hashes: u64,
+        hashes_per_tick: u64,
+    },
 }
 
-/// Checks a list of entries on one core.
-pub fn verify_entries(start: &Hash, entries: &[Entry]) -> Result<(), PohError> {
+impl PohError {
+    /// The index of the offending entry.
+    pub fn index(&self) -> usize {
+        match *self {
+            PohError::Mismatch { index }
+            | PohError::ZeroHashes { index }
+            | PohError::TickLength { index, .. } => index,
+        }
+    }
+}
+
+/// Checks the tick structure before any hashing: every tick closes exactly
+/// `hashes_per_tick` hashes, and entries after the last tick stay below that. This bounds
+/// the work of verification by the number of ticks, which the caller bounds by the slot
+/// clock; without it a single entry claiming 2^40 hashes would take hours to check.
+pub fn check_tick_structure(entries: &[Entry], hashes_per_tick: u64) -> Result<(), PohError> {
+    let hashes_per_tick = hashes_per_tick.max(1);
+    let mut in_tick: u64 = 0;
+    for (index, e) in entries.iter().enumerate() {
+        if e.num_hashes == 0 {
+            return Err(PohError::ZeroHashes { index });
+        }
+        in_tick = in_tick.saturating_add(e.num_hashes);
+        let bad = if e.is_tick() {
+            in_tick != hashes_per_tick
+        } else {
+            in_tick >= hashes_per_tick
+        };
+        if bad {
+            return Err(PohError::TickLength {
+                index,
+                hashes: in_tick,
+                hashes_per_tick,
+            });
+        }
+        if e.is_tick() {
+            in_tick = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a list of entries on one core: tick structure first, then every hash.
+pub fn verify_entries(
+    start: &Hash,
+    entries: &[Entry],
+    hashes_per_tick: u64,
+) -> Result<(), PohError> {
+    check_tick_structure(entries, hashes_per_tick)?;
     let mut prev = *start;
     for (index, entry) in entries.iter().enumerate() {
         if !entry.verify(&prev) {
-            return Err(PohError { index });
+            return Err(PohError::Mismatch { index });
         }
         prev = entry.hash;
     }
@@ -180,7 +230,12 @@ pub fn verify_entries(start: &Hash, entries: &[Entry]) -> Result<(), PohError> {
 }
 
 /// Checks a list of entries on all cores; reports the lowest bad index.
-pub fn verify_entries_parallel(start: &Hash, entries: &[Entry]) -> Result<(), PohError> {
+pub fn verify_entries_parallel(
+    start: &Hash,
+    entries: &[Entry],
+    hashes_per_tick: u64,
+) -> Result<(), PohError> {
+    check_tick_structure(entries, hashes_per_tick)?;
     let bad = entries
         .par_iter()
         .enumerate()
@@ -194,7 +249,7 @@ pub fn verify_entries_parallel(start: &Hash, entries: &[Entry]) -> Result<(), Po
         })
         .min();
     match bad {
-        Some(index) => Err(PohError { index }),
+        Some(index) => Err(PohError::Mismatch { index }),
         None => Ok(()),
     }
 }
@@ -202,6 +257,7 @@ pub fn verify_entries_parallel(start: &Hash, entries: &[Entry]) -> Result<(), Po
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::hash;
     use crate::keys::Keypair;
 
     fn some_txs(n: u8) -> Vec<Transaction> {
@@ -228,8 +284,8 @@ mod tests {
     #[test]
     fn recorded_chain_verifies_both_ways() {
         let (start, entries) = chain();
-        assert_eq!(verify_entries(&start, &entries), Ok(()));
-        assert_eq!(verify_entries_parallel(&start, &entries), Ok(()));
+        assert_eq!(verify_entries(&start, &entries, 100), Ok(()));
+        assert_eq!(verify_entries_parallel(&start, &entries, 100), Ok(()));
     }
 
     #[test]
@@ -248,19 +304,23 @@ mod tests {
     #[test]
     fn tampered_entry_is_named_by_index() {
         let (start, mut entries) = chain();
-        entries[5].num_hashes += 1;
-        assert_eq!(verify_entries(&start, &entries), Err(PohError { index: 5 }));
+        entries[5].hash.0[0] ^= 1;
         assert_eq!(
-            verify_entries_parallel(&start, &entries),
-            Err(PohError { index: 5 })
+            verify_entries(&start, &entries, 100),
+            Err(PohError::Mismatch { index: 5 })
+        );
+        // Entry 6 starts from entry 5's (tampered) hash, so 5 is the first bad one.
+        assert_eq!(
+            verify_entries_parallel(&start, &entries, 100).map_err(|e| e.index()),
+            Err(5)
         );
 
         let (start, mut entries) = chain();
-        let i = entries.iter().position(|e| !e.is_tick()).unwrap();
+        let i = entries.iter().position(|e| e.transactions.len() >= 2).unwrap();
         entries[i].transactions.pop();
         assert_eq!(
-            verify_entries_parallel(&start, &entries),
-            Err(PohError { index: i })
+            verify_entries_parallel(&start, &entries, 100),
+            Err(PohError::Mismatch { index: i })
         );
     }
 
@@ -273,6 +333,25 @@ mod tests {
         let tick = poh.tick();
         assert_eq!(tick.num_hashes, 4);
         assert_eq!(poh.tick_height(), 1);
+    }
+
+    #[test]
+    fn a_huge_hash_count_is_refused_before_hashing() {
+        let (start, mut entries) = chain();
+        entries[3].num_hashes = 1 << 40;
+        let err = verify_entries_parallel(&start, &entries, 100).unwrap_err();
+        assert!(matches!(err, PohError::TickLength { .. }), "{err}");
+        let (start, mut entries) = chain();
+        entries.push(Entry {
+            num_hashes: 0,
+            hash: Hash::ZERO,
+            transactions: Vec::new(),
+        });
+        let n = entries.len() - 1;
+        assert_eq!(
+            verify_entries(&start, &entries, 100),
+            Err(PohError::ZeroHashes { index: n })
+        );
     }
 
     #[test]
