@@ -226,6 +226,12 @@ impl ForkChoice {
         self.nodes.get(&slot).map_or(0, |n| n.stake_subtree)
     }
 
+    /// Subtree stake as of the last recompute (after `best_slot`), for callers that need
+    /// a read-only view, such as the tower's threshold check.
+    pub fn cached_subtree_stake(&self, slot: Slot) -> u64 {
+        self.nodes.get(&slot).map_or(0, |n| n.stake_subtree)
+    }
+
     /// Stake whose latest votes are neither on `slot`'s subtree nor on its ancestors: the
     /// stake that has visibly moved to other forks (the switch proof).
     pub fn stake_on_other_forks(&mut self, slot: Slot) -> u64 {

@@ -1,0 +1,459 @@
+//! [`Validator`]: one node's consensus decisions, fed events, returning what to do.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bb_consensus::{
+    Commitment, DoubleVote, ForkChoice, RootTracker, Tower, VoteOutcome, VoteTracker,
+    confirmed_slot,
+};
+use bb_core::{Block, Genesis, Hash, Keypair, Pubkey, SignedVote, Slot, Transaction, Vote};
+use bb_runtime::{Bank, BankForks, RootChanges, Stakes, produce_block};
+
+use crate::tower_record::TowerRecord;
+
+/// Something the driver must do, in the order given. A `PersistTower` always comes before
+/// the `SendVote` it covers: the driver makes it durable first, so a crash can never make
+/// the node vote twice for one slot.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Store the tower durably before sending anything that follows.
+    PersistTower(TowerRecord),
+    /// Gossip this vote.
+    SendVote(SignedVote),
+    /// Send this block (ours, just produced) to the cluster.
+    SendBlock(Arc<Block>),
+    /// A block was received for the first time; the driver may store it.
+    StoreBlock(Arc<Block>),
+    /// Ask peers for the block of `slot` (`hint`: a peer that should have it).
+    Repair { slot: Slot, hint: Option<Pubkey> },
+    /// The root moved: the driver flushes the rooted state and may purge older data.
+    /// `chain` lists the newly rooted blocks (slot, block id), oldest first.
+    Rooted {
+        changes: Box<RootChanges>,
+        chain: Vec<(Slot, Hash)>,
+    },
+    /// Evidence that a validator voted for two blocks in one slot.
+    DoubleVote(Box<DoubleVote>),
+    /// A block failed replay and is dead, with the reason.
+    DeadBlock { slot: Slot, reason: String },
+    /// Commitment levels changed.
+    Commitment(Commitment),
+}
+
+/// Why a validator could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("bank: {0}")]
+    Bank(String),
+    #[error("stored tower: {0}")]
+    Tower(String),
+}
+
+/// One node's consensus state: banks, fork choice, tower, votes and commitment.
+#[derive(Debug)]
+pub struct Validator {
+    identity: Keypair,
+    forks: BankForks,
+    fork_choice: ForkChoice,
+    tower: Tower,
+    votes: VoteTracker,
+    roots: RootTracker,
+    /// Received blocks above the root, by slot.
+    blocks: BTreeMap<Slot, Arc<Block>>,
+    /// Blocks waiting for their parent, by parent slot.
+    orphans: BTreeMap<Slot, Vec<Arc<Block>>>,
+    dead: BTreeSet<Slot>,
+    commitment: Commitment,
+    last_vote: Option<SignedVote>,
+}
+
+/// Caps how far ahead of the root a node keeps blocks it cannot replay yet.
+const MAX_ORPHAN_SLOTS: usize = 1024;
+
+impl Validator {
+    /// A validator at genesis.
+    pub fn new(identity: Keypair, genesis: &Genesis) -> Result<Validator, EngineError> {
+        let bank = Bank::new_genesis(genesis).map_err(|e| EngineError::Bank(e.to_string()))?;
+        Validator::restore(identity, bank, None)
+    }
+
+    /// A validator restarting from a rooted bank and its persisted tower. Blocks above the
+    /// root are fed in afterwards with [`Validator::on_block`].
+    pub fn restore(
+        identity: Keypair,
+        root_bank: Arc<Bank>,
+        tower: Option<TowerRecord>,
+    ) -> Result<Validator, EngineError> {
+        let root = root_bank.slot();
+        let root_id = root_bank.block_id().unwrap_or_default();
+        let forks = BankForks::new(root_bank).map_err(|e| EngineError::Bank(e.to_string()))?;
+        let tower = match tower {
+            Some(t) => t.into_tower().map_err(EngineError::Tower)?,
+            None => Tower::new(),
+        };
+        let mut roots = RootTracker::new();
+        roots.observe(identity.pubkey(), root);
+        Ok(Validator {
+            identity,
+            forks,
+            fork_choice: ForkChoice::new(root, root_id),
+            tower,
+            votes: VoteTracker::new(),
+            roots,
+            blocks: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+            dead: BTreeSet::new(),
+            commitment: Commitment {
+                processed: root,
+                confirmed: root,
+                finalized: root,
+            },
+            last_vote: None,
+        })
+    }
+
+    pub fn identity(&self) -> Pubkey {
+        self.identity.pubkey()
+    }
+
+    pub fn root(&self) -> Slot {
+        self.forks.root()
+    }
+
+    pub fn root_bank(&self) -> Arc<Bank> {
+        self.forks.root_bank()
+    }
+
+    pub fn bank(&self, slot: Slot) -> Option<Arc<Bank>> {
+        self.forks.get(slot)
+    }
+
+    pub fn block(&self, slot: Slot) -> Option<Arc<Block>> {
+        self.blocks.get(&slot).cloned()
+    }
+
+    pub fn tower(&self) -> &Tower {
+        &self.tower
+    }
+
+    pub fn votes(&self) -> &VoteTracker {
+        &self.votes
+    }
+
+    pub fn commitment(&self) -> Commitment {
+        self.commitment
+    }
+
+    pub fn last_vote(&self) -> Option<SignedVote> {
+        self.last_vote
+    }
+
+    /// The heaviest fork's tip.
+    pub fn best_slot(&mut self) -> Slot {
+        self.fork_choice.best_slot()
+    }
+
+    /// The stakes votes are weighed with: the root bank's epoch stakes.
+    fn stakes(&self) -> Arc<Stakes> {
+        let root = self.forks.root_bank();
+        root.epoch_stakes(root.epoch())
+            .unwrap_or_else(|| Arc::new(root.stakes().clone()))
+    }
+
+    pub fn stake_of(&self, who: &Pubkey) -> u64 {
+        self.stakes().get(who)
+    }
+
+    pub fn total_stake(&self) -> u64 {
+        self.stakes().total()
+    }
+
+    /// The leader of `slot`, by the schedule the heaviest fork knows.
+    pub fn leader_of(&mut self, slot: Slot) -> Option<Pubkey> {
+        let best = self.fork_choice.best_slot();
+        self.forks.get(best)?.slot_leader(slot).ok()
+    }
+
+    /// Slots of blocks waiting for a parent, so the driver can re-ask for repairs.
+    pub fn missing_parents(&self) -> Vec<Slot> {
+        self.orphans.keys().copied().collect()
+    }
+
+    // ---- events -------------------------------------------------------------------
+
+    /// A block arrived (from Turbine, repair, or the ledger on restart).
+    pub fn on_block(&mut self, block: Arc<Block>, from: Option<Pubkey>) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.insert_block(block, from, &mut out);
+        self.consider_vote(0, &mut out);
+        out
+    }
+
+    fn insert_block(&mut self, block: Arc<Block>, from: Option<Pubkey>, out: &mut Vec<Output>) {
+        let slot = block.header.slot;
+        let parent = block.header.parent_slot;
+        if slot <= self.root() || self.blocks.contains_key(&slot) || self.dead.contains(&slot) {
+            return;
+        }
+        self.blocks.insert(slot, block.clone());
+        out.push(Output::StoreBlock(block.clone()));
+        if !self.forks.contains(parent) {
+            if parent >= self.root() && self.orphans.len() < MAX_ORPHAN_SLOTS {
+                let waiting = self.orphans.entry(parent).or_default();
+                if !waiting.iter().any(|b| b.header.slot == slot) {
+                    waiting.push(block);
+                }
+                if !self.blocks.contains_key(&parent) {
+                    out.push(Output::Repair {
+                        slot: parent,
+                        hint: from,
+                    });
+                }
+            }
+            return;
+        }
+        let mut ready = vec![block];
+        while let Some(b) = ready.pop() {
+            let slot = b.header.slot;
+            let Some(parent_bank) = self.forks.get(b.header.parent_slot) else {
+                continue;
+            };
+            let result = parent_bank
+                .slot_leader(slot)
+                .map_err(|e| e.to_string())
+                .and_then(|leader| {
+                    Bank::replay_block(&parent_bank, &b, leader).map_err(|e| e.to_string())
+                })
+                .and_then(|bank| self.forks.insert(bank).map_err(|e| e.to_string()));
+            match result {
+                Ok(bank) => {
+                    self.fork_choice.add_block(
+                        slot,
+                        b.header.parent_slot,
+                        bank.block_id().unwrap_or_default(),
+                    );
+                    if let Some(children) = self.orphans.remove(&slot) {
+                        ready.extend(children);
+                    }
+                }
+                Err(reason) => {
+                    self.dead.insert(slot);
+                    self.blocks.remove(&slot);
+                    self.fork_choice.mark_invalid(slot);
+                    self.orphans.remove(&slot);
+                    out.push(Output::DeadBlock { slot, reason });
+                }
+            }
+        }
+    }
+
+    /// A vote arrived by gossip. The caller has checked its signature.
+    pub fn on_vote(&mut self, vote: SignedVote, from: Option<Pubkey>) -> Vec<Output> {
+        let mut out = Vec::new();
+        let stake = self.stake_of(&vote.vote.voter);
+        if stake == 0 {
+            return out;
+        }
+        if let VoteOutcome::Conflict(evidence) = self.votes.add(vote, stake) {
+            out.push(Output::DoubleVote(evidence));
+        }
+        self.fork_choice
+            .add_vote(vote.vote.voter, vote.vote.slot, stake);
+        if let Some(r) = vote.vote.root {
+            self.roots.observe(vote.vote.voter, r);
+        }
+        let slot = vote.vote.slot;
+        if slot > self.root() && !self.blocks.contains_key(&slot) && !self.dead.contains(&slot) {
+            out.push(Output::Repair {
+                slot,
+                hint: from.or(Some(vote.vote.voter)),
+            });
+        }
+        out
+    }
+
+    /// Re-evaluates commitment (after votes arrived) and reports a change.
+    pub fn refresh_commitment(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.update_commitment(&mut out);
+        out
+    }
+
+    /// Considers voting on the heaviest fork; `now_ms` stamps the vote.
+    pub fn poll_vote(&mut self, now_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.consider_vote(now_ms, &mut out);
+        out
+    }
+
+    /// As the leader of `slot`: builds the block on the heaviest fork with `batches` of
+    /// transactions, replays it locally and returns it to send. Nothing if `slot` is not
+    /// ours or the heaviest fork is not below it.
+    pub fn produce(
+        &mut self,
+        slot: Slot,
+        batches: &[Vec<Transaction>],
+        now_ms: u64,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        let parent_slot = self.fork_choice.best_slot();
+        let Some(parent) = self.forks.get(parent_slot) else {
+            return out;
+        };
+        if parent_slot >= slot || parent.slot_leader(slot).ok() != Some(self.identity()) {
+            return out;
+        }
+        let Ok(produced) = produce_block(&parent, &self.identity, slot, batches) else {
+            return out;
+        };
+        let block = Arc::new(produced.block);
+        match self.forks.insert(produced.bank) {
+            Ok(bank) => {
+                self.fork_choice
+                    .add_block(slot, parent_slot, bank.block_id().unwrap_or_default());
+                self.blocks.insert(slot, block.clone());
+                out.push(Output::StoreBlock(block.clone()));
+                out.push(Output::SendBlock(block));
+            }
+            Err(_) => return out,
+        }
+        self.consider_vote(now_ms, &mut out);
+        out
+    }
+
+    // ---- voting -------------------------------------------------------------------
+
+    fn consider_vote(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        let total = self.total_stake();
+        let best = self.fork_choice.best_slot();
+        let last = self.tower.last_voted_slot();
+        let mut candidate = best;
+        if let Some(last) = last
+            && self.fork_choice.contains(last)
+            && !self.fork_choice.is_ancestor_or_self(last, best)
+        {
+            // Switching forks needs proof that the cluster moved (38% elsewhere);
+            // without it, keep building lockout on our own fork.
+            let other = self.fork_choice.stake_on_other_forks(last);
+            if self.tower.check_switch(other, total).is_err() {
+                match self.fork_choice.best_descendant(last) {
+                    Some(d) if d > last => candidate = d,
+                    _ => {
+                        self.update_commitment(out);
+                        return;
+                    }
+                }
+            }
+        }
+        let votable = !(last.is_some_and(|l| candidate <= l) || candidate == self.root());
+        let fc = &self.fork_choice;
+        let allowed = votable
+            && self
+                .tower
+                .check_lockout(candidate, |a, b| fc.is_ancestor(a, b))
+                .is_ok()
+            && self
+                .tower
+                .check_threshold(candidate, |s| fc.cached_subtree_stake(s), total)
+                .is_ok();
+        if allowed && let Some(bank) = self.forks.get(candidate) {
+            self.cast_vote(candidate, &bank, now_ms, out);
+        }
+        self.update_commitment(out);
+    }
+
+    fn cast_vote(&mut self, slot: Slot, bank: &Arc<Bank>, now_ms: u64, out: &mut Vec<Output>) {
+        let block_id = bank.block_id().unwrap_or_default();
+        let new_root = self.tower.record_vote(slot, block_id);
+        out.push(Output::PersistTower(TowerRecord::from(&self.tower)));
+        let vote = Vote {
+            voter: self.identity.pubkey(),
+            slot,
+            block_id,
+            bank_hash: bank.hash().unwrap_or_default(),
+            confirmation_count: self.tower.top_confirmation_count(),
+            root: self.tower.root(),
+            timestamp_ms: now_ms,
+        }
+        .sign(&self.identity);
+        self.last_vote = Some(vote);
+        let stake = self.stake_of(&vote.vote.voter);
+        self.votes.add(vote, stake);
+        self.fork_choice.add_vote(vote.vote.voter, slot, stake);
+        if let Some(root) = new_root {
+            self.set_root(root, out);
+        }
+        if let Some(r) = vote.vote.root {
+            self.roots.observe(vote.vote.voter, r);
+        }
+        out.push(Output::SendVote(vote));
+    }
+
+    fn set_root(&mut self, root: Slot, out: &mut Vec<Output>) {
+        if root <= self.root() || !self.forks.contains(root) {
+            return;
+        }
+        let old_root = self.root();
+        let mut chain: Vec<(Slot, Hash)> = std::iter::once(root)
+            .chain(self.fork_choice.ancestors(root))
+            .filter(|s| *s > old_root)
+            .filter_map(|s| self.fork_choice.block_id(s).map(|id| (s, id)))
+            .collect();
+        chain.reverse();
+        match self.forks.set_root(root) {
+            Ok(changes) => {
+                self.fork_choice.set_root(root);
+                self.votes.prune_below(root);
+                self.blocks = self.blocks.split_off(&(root + 1));
+                self.orphans = self.orphans.split_off(&root);
+                self.dead = self.dead.split_off(&root);
+                self.roots.observe(self.identity.pubkey(), root);
+                out.push(Output::Rooted {
+                    changes: Box::new(changes),
+                    chain,
+                });
+            }
+            Err(e) => out.push(Output::DeadBlock {
+                slot: root,
+                reason: format!("cannot root: {e}"),
+            }),
+        }
+    }
+
+    fn update_commitment(&mut self, out: &mut Vec<Output>) {
+        let total = self.total_stake();
+        let stakes = self.stakes();
+        let processed = self.fork_choice.best_slot();
+        let confirmed = confirmed_slot(&mut self.fork_choice, total)
+            .max(self.commitment.confirmed.min(processed));
+        let finalized = self
+            .roots
+            .finalized(|v| stakes.get(v), total)
+            .max(self.commitment.finalized);
+        let next = Commitment {
+            processed,
+            confirmed: confirmed.max(finalized.min(processed)),
+            finalized,
+        };
+        if next != self.commitment {
+            self.commitment = next;
+            out.push(Output::Commitment(next));
+        }
+    }
+
+    /// The block id the heaviest fork holds at `slot`, if any.
+    pub fn block_id(&self, slot: Slot) -> Option<Hash> {
+        self.fork_choice.block_id(slot)
+    }
+
+    /// Whether `a` is an ancestor of `b` among the live forks.
+    pub fn is_ancestor(&self, a: Slot, b: Slot) -> bool {
+        self.fork_choice.is_ancestor(a, b)
+    }
+
+    /// The ancestors of `slot` among the live forks, nearest first.
+    pub fn ancestors(&self, slot: Slot) -> Vec<Slot> {
+        self.fork_choice.ancestors(slot)
+    }
+}
