@@ -1,0 +1,407 @@
+//! Real swarms on 127.0.0.1 talking over TCP: discovery, gossip with validation,
+//! repair requests, genesis separation and redial of staked peers.
+
+use std::time::Duration;
+
+use bb_core::{Hash, Keypair, Pubkey};
+use bb_net::{
+    Acceptance, Multiaddr, NetClient, NetConfig, NetError, NetEvent, Network, RequestFailure,
+    Topic, peer_id_of, pubkey_of,
+};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+
+/// What a test node's event handler saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Gossip {
+        topic: Topic,
+        source: Pubkey,
+        bytes: Vec<u8>,
+    },
+    Request(Pubkey),
+    Connected(Pubkey),
+    Disconnected(Pubkey),
+    Mismatch {
+        peer: Pubkey,
+        theirs: String,
+    },
+}
+
+struct Node {
+    client: NetClient,
+    pubkey: Pubkey,
+    seen: mpsc::UnboundedReceiver<Seen>,
+}
+
+fn genesis(name: &str) -> Hash {
+    bb_core::hash(name.as_bytes())
+}
+
+fn seed(n: u8) -> [u8; 32] {
+    Keypair::from_seed(&[n; 32]).secret_seed()
+}
+
+fn loopback() -> Multiaddr {
+    "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")
+}
+
+fn config(n: u8, genesis: Hash, listen: Multiaddr, bootstrap: Vec<Multiaddr>) -> NetConfig {
+    NetConfig {
+        seed: seed(n),
+        listen,
+        bootstrap,
+        genesis_hash: genesis,
+        mdns: false,
+        staked: vec![],
+    }
+}
+
+/// Starts a node whose handler accepts every gossip message and answers every request
+/// with `answer from <n>: <request>`, reporting what it saw.
+async fn start(n: u8, config: NetConfig) -> Node {
+    let (client, mut events) = Network::spawn(config).await.expect("node starts");
+    let (tx, seen) = mpsc::unbounded_channel();
+    let handler = client.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let seen = match event {
+                NetEvent::Gossip {
+                    topic,
+                    source,
+                    from,
+                    message_id,
+                    bytes,
+                } => {
+                    handler
+                        .report_validation(message_id, from, Acceptance::Accept)
+                        .await
+                        .ok();
+                    Seen::Gossip {
+                        topic,
+                        source,
+                        bytes,
+                    }
+                }
+                NetEvent::Request {
+                    from,
+                    bytes,
+                    respond,
+                } => {
+                    // A handler that drops `respond` leaves the requester without an answer.
+                    if bytes != b"unanswerable" {
+                        let mut answer = format!("answer from {n}: ").into_bytes();
+                        answer.extend_from_slice(&bytes);
+                        respond.send(answer).ok();
+                    }
+                    Seen::Request(from)
+                }
+                NetEvent::PeerConnected(p) => Seen::Connected(p),
+                NetEvent::PeerDisconnected(p) => Seen::Disconnected(p),
+                NetEvent::GenesisMismatch { peer, theirs } => Seen::Mismatch { peer, theirs },
+            };
+            if tx.send(seen).is_err() {
+                break;
+            }
+        }
+    });
+    let pubkey = client.local_pubkey();
+    assert_eq!(pubkey, Keypair::from_seed(&[n; 32]).pubkey());
+    Node {
+        client,
+        pubkey,
+        seen,
+    }
+}
+
+async fn listen_addr(node: &Node) -> Multiaddr {
+    let addrs = node.client.listen_addrs().await.expect("listen addrs");
+    let addr = addrs.into_iter().next().expect("one listen address");
+    assert!(
+        addr.to_string().starts_with("/ip4/127.0.0.1/tcp/"),
+        "{addr}"
+    );
+    addr
+}
+
+/// Waits up to `within` for an event the predicate picks.
+async fn wait_for<T>(
+    node: &mut Node,
+    within: Duration,
+    mut pick: impl FnMut(&Seen) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, node.seen.recv()).await {
+            Ok(Some(seen)) => {
+                if let Some(found) = pick(&seen) {
+                    return found;
+                }
+            }
+            Ok(None) => panic!("node {} stopped", node.pubkey),
+            Err(_) => panic!(
+                "node {} did not see the event within {within:?}",
+                node.pubkey
+            ),
+        }
+    }
+}
+
+/// Polls `peers()` until every key in `want` is listed as connected.
+async fn wait_connected(node: &Node, want: &[Pubkey], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let peers = node.client.peers().await.expect("peers");
+        let ok = want
+            .iter()
+            .all(|k| peers.iter().any(|p| p.pubkey == *k && p.connected));
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {} sees {:?}, wanted {want:?} connected",
+            node.pubkey,
+            peers
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_find_each_other_and_accepted_gossip_reaches_all() {
+    let g = genesis("three");
+    let mut n0 = start(10, config(10, g, loopback(), vec![])).await;
+    let a0 = listen_addr(&n0).await;
+    let mut n1 = start(11, config(11, g, loopback(), vec![a0.clone()])).await;
+    let n2 = start(12, config(12, g, loopback(), vec![a0])).await;
+
+    // Nodes 1 and 2 only know node 0: they must find each other through Kademlia.
+    let within = Duration::from_secs(30);
+    wait_connected(&n0, &[n1.pubkey, n2.pubkey], within).await;
+    wait_connected(&n1, &[n0.pubkey, n2.pubkey], within).await;
+    wait_connected(&n2, &[n0.pubkey, n1.pubkey], within).await;
+    let peers = n1.client.peers().await.unwrap();
+    let p2 = peers.iter().find(|p| p.pubkey == n2.pubkey).unwrap();
+    assert!(!p2.addresses.is_empty(), "address of node 2 known: {p2:?}");
+
+    // Publishing fails until a peer has subscribed to the topic; then it goes through.
+    let vote = b"a signed vote from node 2".to_vec();
+    let deadline = Instant::now() + within;
+    loop {
+        match n2.client.publish(Topic::Votes, vote.clone()).await {
+            Ok(()) => break,
+            Err(NetError::NoPeers) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("publish failed: {e}"),
+        }
+    }
+    let expect = Seen::Gossip {
+        topic: Topic::Votes,
+        source: n2.pubkey,
+        bytes: vote,
+    };
+    for node in [&mut n0, &mut n1] {
+        wait_for(node, within, |s| (*s == expect).then_some(())).await;
+    }
+
+    // Oversized messages never leave the node.
+    let too_big = vec![0u8; bb_net::MAX_GOSSIP_BYTES + 1];
+    assert!(matches!(
+        n2.client.publish(Topic::Votes, too_big).await,
+        Err(NetError::TooLarge { .. })
+    ));
+    for node in [&n0, &n1, &n2] {
+        node.client.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_request_gets_the_answer_of_the_peers_handler() {
+    let g = genesis("repair");
+    let mut n0 = start(20, config(20, g, loopback(), vec![])).await;
+    let a0 = listen_addr(&n0).await;
+    let mut n1 = start(21, config(21, g, loopback(), vec![a0])).await;
+    let p0 = n0.pubkey;
+    wait_for(&mut n1, Duration::from_secs(20), |s| {
+        (*s == Seen::Connected(p0)).then_some(())
+    })
+    .await;
+
+    let answer = n1
+        .client
+        .request(n0.pubkey, b"shred 5 of slot 9".to_vec())
+        .await
+        .expect("answer");
+    assert_eq!(answer, b"answer from 20: shred 5 of slot 9".to_vec());
+    let p1 = n1.pubkey;
+    wait_for(&mut n0, Duration::from_secs(5), |s| {
+        (*s == Seen::Request(p1)).then_some(())
+    })
+    .await;
+
+    let err = n1
+        .client
+        .request(n0.pubkey, b"unanswerable".to_vec())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetError::Request {
+                reason: RequestFailure::NoAnswer,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // A request to a validator nobody can reach fails, it does not hang.
+    let stranger = Keypair::from_seed(&[99; 32]).pubkey();
+    let err = n1
+        .client
+        .request(stranger, b"x".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::Request { .. }), "{err}");
+    n0.client.shutdown().await;
+    n1.client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_with_another_genesis_is_dropped_and_never_connected() {
+    let ours = genesis("ours");
+    let theirs = genesis("theirs");
+    let mut n0 = start(30, config(30, ours, loopback(), vec![])).await;
+    let a0 = listen_addr(&n0).await;
+    let mut n1 = start(31, config(31, theirs, loopback(), vec![a0])).await;
+
+    // Whichever side reads the other's identify first drops the connection, so the other
+    // side may never hear the peer's version: at least one must report the mismatch.
+    let (p0, p1) = (n0.pubkey, n1.pubkey);
+    let deadline = tokio::time::sleep(Duration::from_secs(20));
+    tokio::pin!(deadline);
+    let mismatch = loop {
+        tokio::select! {
+            Some(seen) = n0.seen.recv() => match seen {
+                Seen::Mismatch { peer, theirs } if peer == p1 => break (0, theirs),
+                Seen::Connected(p) => panic!("node 0 reported {p} connected"),
+                _ => {}
+            },
+            Some(seen) = n1.seen.recv() => match seen {
+                Seen::Mismatch { peer, theirs } if peer == p0 => break (1, theirs),
+                Seen::Connected(p) => panic!("node 1 reported {p} connected"),
+                _ => {}
+            },
+            _ = &mut deadline => panic!("no GenesisMismatch within 20 s"),
+        }
+    };
+    let expected = match mismatch.0 {
+        0 => bb_net::protocol_version(&theirs),
+        _ => bb_net::protocol_version(&ours),
+    };
+    assert_eq!(mismatch.1, expected);
+
+    // Node 1 keeps retrying its bootstrap peer; node 0 keeps refusing it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while let Ok(seen) = n0.seen.try_recv() {
+        assert!(!matches!(seen, Seen::Connected(_)), "node 0 saw {seen:?}");
+    }
+    while let Ok(seen) = n1.seen.try_recv() {
+        assert!(!matches!(seen, Seen::Connected(_)), "node 1 saw {seen:?}");
+    }
+    let peers = n0.client.peers().await.unwrap();
+    assert!(peers.iter().all(|p| p.pubkey != p1), "{peers:?}");
+    n0.client.shutdown().await;
+    n1.client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_staked_peer_is_redialed_after_restart_on_the_same_port() {
+    let g = genesis("redial");
+    let staked = Keypair::from_seed(&[41; 32]).pubkey();
+    let mut c0 = config(40, g, loopback(), vec![]);
+    c0.staked = vec![staked];
+    let mut n0 = start(40, c0).await;
+    let a0 = listen_addr(&n0).await;
+
+    // Node 1 finds node 0 once; node 0 learns where node 1 listens.
+    let n1 = start(41, config(41, g, loopback(), vec![a0])).await;
+    let a1 = listen_addr(&n1).await;
+    wait_for(&mut n0, Duration::from_secs(20), |s| {
+        (*s == Seen::Connected(staked)).then_some(())
+    })
+    .await;
+
+    n1.client.shutdown().await;
+    wait_for(&mut n0, Duration::from_secs(10), |s| {
+        (*s == Seen::Disconnected(staked)).then_some(())
+    })
+    .await;
+
+    // Down for a while (node 0's first redials fail), then back on the same port with no
+    // bootstrap peers: only node 0 can restore the connection.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restarted = Instant::now();
+    let n1 = start(41, config(41, g, a1.clone(), vec![])).await;
+    assert_eq!(listen_addr(&n1).await, a1);
+    wait_for(&mut n0, Duration::from_secs(10), |s| {
+        (*s == Seen::Connected(staked)).then_some(())
+    })
+    .await;
+    eprintln!("redialed {:?} after the restart", restarted.elapsed());
+    n0.client.shutdown().await;
+    n1.client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_a_taken_port_is_refused() {
+    let g = genesis("port");
+    let n0 = start(60, config(60, g, loopback(), vec![])).await;
+    let a0 = listen_addr(&n0).await;
+    let second = Network::spawn(config(61, g, a0, vec![])).await;
+    assert!(
+        matches!(second, Err(NetError::Listen { .. })),
+        "{:?}",
+        second.map(|_| ())
+    );
+    n0.client.shutdown().await;
+}
+
+#[test]
+fn peer_id_proves_the_validator_key() {
+    for n in [1u8, 2, 200] {
+        let validator = Keypair::from_seed(&[n; 32]);
+        let peer = peer_id_of(&validator.pubkey()).expect("ed25519 key");
+        assert_eq!(pubkey_of(&peer), Some(validator.pubkey()));
+        let libp2p_key = bb_net::keypair_from_seed(&validator.secret_seed()).unwrap();
+        assert_eq!(libp2p_key.public().to_peer_id(), peer);
+    }
+}
+
+/// mDNS multicasts beyond the machine, so this runs only inside a network namespace:
+/// `scripts/mdns-netns-test.sh` creates one with a dummy interface, sets
+/// `BB_MDNS_TEST_IP` to its address and runs `cargo test -p bb-net -- --ignored mdns`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "multicast: run by scripts/mdns-netns-test.sh inside `ip netns`"]
+async fn mdns_finds_a_peer_on_the_local_link() {
+    let ip = std::env::var("BB_MDNS_TEST_IP")
+        .expect("BB_MDNS_TEST_IP: run scripts/mdns-netns-test.sh, never on the host network");
+    let listen: Multiaddr = format!("/ip4/{ip}/tcp/0").parse().expect("multiaddr");
+    let g = genesis("mdns");
+    let mut c0 = config(50, g, listen.clone(), vec![]);
+    c0.mdns = true;
+    let mut c1 = config(51, g, listen, vec![]);
+    c1.mdns = true;
+    let mut n0 = start(50, c0).await;
+    let n1 = start(51, c1).await;
+    let p1 = n1.pubkey;
+    wait_for(&mut n0, Duration::from_secs(30), |s| {
+        (*s == Seen::Connected(p1)).then_some(())
+    })
+    .await;
+    n0.client.shutdown().await;
+    n1.client.shutdown().await;
+}
