@@ -6,7 +6,7 @@
 //! - **finalized**: the newest block that at least 2/3 of the stake has rooted (each vote
 //!   carries its voter's root; a root never moves back).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bb_core::{Pubkey, Slot};
 
@@ -26,9 +26,14 @@ pub struct Commitment {
 }
 
 /// Tracks every validator's latest reported root to derive the finalized slot.
+///
+/// Keeps the stake at each reported root in an ordered map, so the finalized slot (the
+/// highest root that 2/3 of the stake has reached) is found by walking down the few
+/// distinct roots, not by sorting all validators on every query.
 #[derive(Debug, Clone, Default)]
 pub struct RootTracker {
-    roots: HashMap<Pubkey, Slot>,
+    by_voter: HashMap<Pubkey, (Slot, u64)>,
+    stake_at_root: BTreeMap<Slot, u64>,
 }
 
 impl RootTracker {
@@ -36,27 +41,33 @@ impl RootTracker {
         RootTracker::default()
     }
 
-    /// Records a root a validator reported in a vote (older reports are ignored).
-    pub fn observe(&mut self, voter: Pubkey, root: Slot) {
-        let r = self.roots.entry(voter).or_insert(0);
-        *r = (*r).max(root);
+    /// Records a root a validator with `stake` reported in a vote. Older roots are
+    /// ignored (a root never moves back); a new stake replaces the old one.
+    pub fn observe(&mut self, voter: Pubkey, root: Slot, stake: u64) {
+        let (old_root, old_stake) = self.by_voter.get(&voter).copied().unwrap_or((0, 0));
+        let root = root.max(old_root);
+        if self.by_voter.contains_key(&voter) && root == old_root && stake == old_stake {
+            return;
+        }
+        if let Some(s) = self.stake_at_root.get_mut(&old_root) {
+            *s -= old_stake.min(*s);
+            if *s == 0 {
+                self.stake_at_root.remove(&old_root);
+            }
+        }
+        if stake > 0 {
+            *self.stake_at_root.entry(root).or_default() += stake;
+        }
+        self.by_voter.insert(voter, (root, stake));
     }
 
-    /// The highest slot rooted by at least 2/3 of the stake. `stake_of` gives each
-    /// validator's stake; validators without stake do not count.
-    pub fn finalized(&self, stake_of: impl Fn(&Pubkey) -> u64, total_stake: u64) -> Slot {
-        let mut roots: Vec<(Slot, u64)> = self
-            .roots
-            .iter()
-            .map(|(v, r)| (*r, stake_of(v)))
-            .filter(|(_, s)| *s > 0)
-            .collect();
-        roots.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+    /// The highest slot rooted by at least 2/3 of `total_stake` (0 if none).
+    pub fn finalized(&self, total_stake: u64) -> Slot {
         let mut acc = 0u64;
-        for (root, stake) in roots {
-            acc += stake;
+        for (root, stake) in self.stake_at_root.iter().rev() {
+            acc = acc.saturating_add(*stake);
             if is_supermajority(acc, total_stake) {
-                return root;
+                return *root;
             }
         }
         0
@@ -91,15 +102,23 @@ mod tests {
 
     #[test]
     fn finalized_is_the_two_thirds_root() {
-        let mut r = RootTracker::new();
         let v: Vec<Pubkey> = (0..4).map(|i| Pubkey([i; 32])).collect();
-        r.observe(v[0], 10);
-        r.observe(v[1], 8);
-        r.observe(v[2], 5);
-        r.observe(v[3], 1);
-        r.observe(v[0], 3); // roots never move back
-        assert_eq!(r.finalized(|_| 25, 100), 5);
-        assert_eq!(r.finalized(|_| 34, 100), 8);
+        let tracker = |stake: u64| {
+            let mut r = RootTracker::new();
+            r.observe(v[0], 10, stake);
+            r.observe(v[1], 8, stake);
+            r.observe(v[2], 5, stake);
+            r.observe(v[3], 1, stake);
+            r.observe(v[0], 3, stake); // roots never move back
+            r
+        };
+        assert_eq!(tracker(25).finalized(100), 5);
+        assert_eq!(tracker(34).finalized(100), 8);
+        let mut r = tracker(25);
+        r.observe(v[3], 9, 25);
+        assert_eq!(r.finalized(100), 8);
+        r.observe(v[2], 9, 0); // stake gone: no longer counts
+        assert_eq!(r.finalized(100), 8);
     }
 
     #[test]

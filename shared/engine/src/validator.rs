@@ -1,6 +1,6 @@
 //! [`Validator`]: one node's consensus decisions, fed events, returning what to do.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bb_consensus::{
@@ -8,7 +8,7 @@ use bb_consensus::{
     confirmed_slot,
 };
 use bb_core::{Block, Genesis, Hash, Keypair, Pubkey, SignedVote, Slot, Transaction, Vote};
-use bb_runtime::{Bank, BankForks, RootChanges, Stakes, produce_block};
+use bb_runtime::{Bank, BankForks, LeaderSchedule, RootChanges, produce_block};
 
 use crate::tower_record::TowerRecord;
 
@@ -35,6 +35,13 @@ pub enum Output {
     },
     /// Evidence that a validator voted for two blocks in one slot.
     DoubleVote(Box<DoubleVote>),
+    /// A block was replayed (or produced) and its bank frozen.
+    Frozen {
+        slot: Slot,
+        parent: Slot,
+        block_id: Hash,
+        bank_hash: Hash,
+    },
     /// A block failed replay and is dead, with the reason.
     DeadBlock { slot: Slot, reason: String },
     /// Commitment levels changed.
@@ -66,6 +73,33 @@ pub struct Validator {
     dead: BTreeSet<Slot>,
     commitment: Commitment,
     last_vote: Option<SignedVote>,
+    /// The stakes votes are weighed with (the root bank's epoch stakes), cached per epoch:
+    /// every vote needs a lookup.
+    stake_weights: StakeWeights,
+    /// Leader schedules by epoch: every replayed block needs its slot's leader.
+    schedules: BTreeMap<u64, Arc<LeaderSchedule>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct StakeWeights {
+    epoch: u64,
+    by_validator: HashMap<Pubkey, u64>,
+    total: u64,
+}
+
+impl StakeWeights {
+    fn of_root(root: &Bank) -> StakeWeights {
+        let epoch = root.epoch();
+        let stakes = root
+            .epoch_stakes(epoch)
+            .unwrap_or_else(|| Arc::new(root.stakes().clone()));
+        let by_validator: HashMap<Pubkey, u64> = stakes.iter().map(|(k, v)| (*k, *v)).collect();
+        StakeWeights {
+            epoch,
+            total: stakes.total(),
+            by_validator,
+        }
+    }
 }
 
 /// Caps how far ahead of the root a node keeps blocks it cannot replay yet.
@@ -87,13 +121,18 @@ impl Validator {
     ) -> Result<Validator, EngineError> {
         let root = root_bank.slot();
         let root_id = root_bank.block_id().unwrap_or_default();
+        let stake_weights = StakeWeights::of_root(&root_bank);
         let forks = BankForks::new(root_bank).map_err(|e| EngineError::Bank(e.to_string()))?;
         let tower = match tower {
             Some(t) => t.into_tower().map_err(EngineError::Tower)?,
             None => Tower::new(),
         };
         let mut roots = RootTracker::new();
-        roots.observe(identity.pubkey(), root);
+        roots.observe(
+            identity.pubkey(),
+            root,
+            stake_weights.by_validator.get(&identity.pubkey()).copied().unwrap_or(0),
+        );
         Ok(Validator {
             identity,
             forks,
@@ -110,6 +149,8 @@ impl Validator {
                 finalized: root,
             },
             last_vote: None,
+            stake_weights,
+            schedules: BTreeMap::new(),
         })
     }
 
@@ -154,25 +195,44 @@ impl Validator {
         self.fork_choice.best_slot()
     }
 
-    /// The stakes votes are weighed with: the root bank's epoch stakes.
-    fn stakes(&self) -> Arc<Stakes> {
-        let root = self.forks.root_bank();
-        root.epoch_stakes(root.epoch())
-            .unwrap_or_else(|| Arc::new(root.stakes().clone()))
-    }
-
+    /// A validator's stake as votes are weighed (the root bank's epoch stakes).
     pub fn stake_of(&self, who: &Pubkey) -> u64 {
-        self.stakes().get(who)
+        self.stake_weights.by_validator.get(who).copied().unwrap_or(0)
     }
 
     pub fn total_stake(&self) -> u64 {
-        self.stakes().total()
+        self.stake_weights.total
     }
 
     /// The leader of `slot`, by the schedule the heaviest fork knows.
     pub fn leader_of(&mut self, slot: Slot) -> Option<Pubkey> {
         let best = self.fork_choice.best_slot();
-        self.forks.get(best)?.slot_leader(slot).ok()
+        let bank = self.forks.get(best)?;
+        self.leader_by(&bank, slot)
+    }
+
+    /// The leader of `slot` as seen from `bank` (a parent of `slot`), cached per epoch.
+    /// Schedules depend only on stakes two epochs back, which every fork above the root
+    /// shares, so one cache serves all forks.
+    fn leader_by(&mut self, bank: &Bank, slot: Slot) -> Option<Pubkey> {
+        let epoch = bank.epoch_schedule().epoch(slot);
+        if let Some(s) = self.schedules.get(&epoch) {
+            return s.leader_at(slot);
+        }
+        let schedule = Arc::new(bank.leader_schedule(epoch).ok()?);
+        self.schedules.insert(epoch, schedule.clone());
+        schedule.leader_at(slot)
+    }
+
+    /// The schedule of `epoch` (None if the node cannot know it yet).
+    pub fn leader_schedule(&mut self, epoch: u64) -> Option<Arc<LeaderSchedule>> {
+        if let Some(s) = self.schedules.get(&epoch) {
+            return Some(s.clone());
+        }
+        let bank = self.forks.root_bank();
+        let schedule = Arc::new(bank.leader_schedule(epoch).ok()?);
+        self.schedules.insert(epoch, schedule.clone());
+        Some(schedule)
     }
 
     /// Slots of blocks waiting for a parent, so the driver can re-ask for repairs.
@@ -261,7 +321,7 @@ impl Validator {
         self.fork_choice
             .add_vote(vote.vote.voter, vote.vote.slot, stake);
         if let Some(r) = vote.vote.root {
-            self.roots.observe(vote.vote.voter, r);
+            self.roots.observe(vote.vote.voter, r, stake);
         }
         let slot = vote.vote.slot;
         if slot > self.root() && !self.blocks.contains_key(&slot) && !self.dead.contains(&slot) {
@@ -301,7 +361,7 @@ impl Validator {
         let Some(parent) = self.forks.get(parent_slot) else {
             return out;
         };
-        if parent_slot >= slot || parent.slot_leader(slot).ok() != Some(self.identity()) {
+        if parent_slot >= slot || self.leader_by(&parent, slot) != Some(self.identity()) {
             return out;
         }
         let Ok(produced) = produce_block(&parent, &self.identity, slot, batches) else {
@@ -385,7 +445,7 @@ impl Validator {
             self.set_root(root, out);
         }
         if let Some(r) = vote.vote.root {
-            self.roots.observe(vote.vote.voter, r);
+            self.roots.observe(vote.vote.voter, r, stake);
         }
         out.push(Output::SendVote(vote));
     }
@@ -408,7 +468,14 @@ impl Validator {
                 self.blocks = self.blocks.split_off(&(root + 1));
                 self.orphans = self.orphans.split_off(&root);
                 self.dead = self.dead.split_off(&root);
-                self.roots.observe(self.identity.pubkey(), root);
+                let my_stake = self.stake_of(&self.identity.pubkey());
+                self.roots.observe(self.identity.pubkey(), root, my_stake);
+                let root_bank = self.forks.root_bank();
+                if root_bank.epoch() != self.stake_weights.epoch {
+                    self.stake_weights = StakeWeights::of_root(&root_bank);
+                    // Keep the schedules still needed: this epoch's and later.
+                    self.schedules = self.schedules.split_off(&root_bank.epoch());
+                }
                 out.push(Output::Rooted {
                     changes: Box::new(changes),
                     chain,
@@ -423,13 +490,12 @@ impl Validator {
 
     fn update_commitment(&mut self, out: &mut Vec<Output>) {
         let total = self.total_stake();
-        let stakes = self.stakes();
         let processed = self.fork_choice.best_slot();
         let confirmed = confirmed_slot(&mut self.fork_choice, total)
             .max(self.commitment.confirmed.min(processed));
         let finalized = self
             .roots
-            .finalized(|v| stakes.get(v), total)
+            .finalized(total)
             .max(self.commitment.finalized);
         let next = Commitment {
             processed,

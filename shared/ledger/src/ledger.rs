@@ -478,6 +478,25 @@ impl Ledger {
         })
     }
 
+    /// Stores many votes in one write transaction (a node batches the votes it sees per
+    /// slot: one fsync instead of one per vote). Each is `(slot, voter, vote bytes)`.
+    pub fn put_votes(&self, votes: &[(u64, [u8; 32], Vec<u8>)]) -> Result<(), LedgerError> {
+        const CONTEXT: &str = "storing votes";
+        for (_, _, vote) in votes {
+            check_size("vote", vote.len(), MAX_VOTE_BYTES)?;
+        }
+        if votes.is_empty() {
+            return Ok(());
+        }
+        self.write(CONTEXT, |txn| {
+            let mut table = txn.open_table(VOTES).during(CONTEXT)?;
+            for (slot, voter, vote) in votes {
+                table.insert((*slot, voter), vote.as_slice()).during(CONTEXT)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Every stored vote for `slot`, by ascending voter.
     #[expect(
         clippy::type_complexity,
@@ -1003,6 +1022,15 @@ mod tests {
             ledger.load_tower().unwrap().as_deref(),
             Some(&b"tower 2"[..])
         );
+    }
+
+    #[test]
+    fn votes_in_a_batch_land_together() {
+        let (_dir, ledger) = open_temp();
+        let batch = vec![(4, [1; 32], vec![1, 2]), (4, [2; 32], vec![3]), (5, [1; 32], vec![4])];
+        ledger.put_votes(&batch).unwrap();
+        assert_eq!(ledger.votes_for_slot(4).unwrap().len(), 2);
+        assert_eq!(ledger.votes_for_slot(5).unwrap(), vec![([1; 32], vec![4])]);
     }
 
     #[test]

@@ -15,15 +15,18 @@
 //! balance leaf and one stake leaf at most, and zero balances and stakes have no leaf.
 //!
 //! Expansion: `seed = SHA-256(domain || pubkey || value as u64 LE)`, then the first 2048
-//! bytes of the ChaCha20 keystream under key `seed` (nonce 0, counter 0) — an XOF made of
-//! a hash and a stream cipher, as BLAKE3's XOF (Solana's choice) is made of a ChaCha-like
-//! permutation. ChaCha20 runs about 2.5x faster here than SHA-256 in counter mode,
-//! which matters because every changed account costs two expansions per block.
+//! bytes of the ChaCha12 keystream under key `seed` (nonce 0, counter 0): a hash to fix
+//! the leaf, a stream cipher as the extendable output, as BLAKE3's XOF (Solana's choice
+//! for its lattice hash) is a ChaCha-like permutation with 7 rounds. 12 rounds keep a wide
+//! margin over the best known attacks on ChaCha (7 rounds) and run 1.6x faster than
+//! ChaCha20 and about 4x faster than SHA-256 in counter mode; that matters because every
+//! account a block changes costs two expansions (old leaf out, new leaf in), which is
+//! most of what replay adds to signature verification.
 
 use std::fmt;
 
 use bb_core::{Hash, Pubkey, hashv};
-use rand::{Rng, SeedableRng, rngs::ChaCha20Rng};
+use rand::{Rng, SeedableRng, rngs::ChaCha12Rng};
 
 /// Lanes in a lattice hash.
 pub const LT_HASH_LANES: usize = 1024;
@@ -106,7 +109,7 @@ impl LtHash {
 
     fn mix(&mut self, seed: &Hash, negate: bool) {
         let mut bytes = [0u8; LT_HASH_BYTES];
-        ChaCha20Rng::from_seed(seed.0).fill_bytes(&mut bytes);
+        ChaCha12Rng::from_seed(seed.0).fill_bytes(&mut bytes);
         let lanes = self.0.iter_mut().zip(bytes.chunks_exact(2));
         if negate {
             for (a, b) in lanes {
@@ -139,14 +142,14 @@ mod tests {
     }
 
     #[test]
-    fn expansion_is_the_chacha20_keystream() {
-        // RFC 8439 A.1, test vector 1: all-zero key and nonce, block counter 0.
+    fn expansion_is_the_chacha12_keystream() {
+        // draft-strombergson-chacha-test-vectors-01, TC1: all-zero key and IV, 12 rounds.
         let mut out = [0u8; 32];
-        ChaCha20Rng::from_seed([0u8; 32]).fill_bytes(&mut out);
+        ChaCha12Rng::from_seed([0u8; 32]).fill_bytes(&mut out);
         let expected: [u8; 32] = [
-            0x76, 0xb8, 0xe0, 0xad, 0xa0, 0xf1, 0x3d, 0x90, 0x40, 0x5d, 0x6a, 0xe5, 0x53, 0x86,
-            0xbd, 0x28, 0xbd, 0xd2, 0x19, 0xb8, 0xa0, 0x8d, 0xed, 0x1a, 0xa8, 0x36, 0xef, 0xcc,
-            0x8b, 0x77, 0x0d, 0xc7,
+            0x9b, 0xf4, 0x9a, 0x6a, 0x07, 0x55, 0xf9, 0x53, 0x81, 0x1f, 0xce, 0x12, 0x5f, 0x26,
+            0x83, 0xd5, 0x04, 0x29, 0xc3, 0xbb, 0x49, 0xe0, 0x74, 0x14, 0x7e, 0x00, 0x89, 0xa5,
+            0x2e, 0xae, 0x15, 0x5f,
         ];
         assert_eq!(out, expected);
     }
@@ -159,7 +162,7 @@ mod tests {
         h.add_stake(&key(2), 50);
         assert_eq!(
             h.checksum().to_string(),
-            "3a93MNk8Pt7WTckuNsKrxxyzJwRQfqZTxUsmnFTeFnq9",
+            "F7FGshaesa5jXFVrk6G6aAFCGqGdBAPcEQK8ESrbYGPA",
             "lattice hash encoding changed"
         );
     }

@@ -273,7 +273,7 @@ impl Simulation {
                 }
                 Output::Rooted { changes, chain } => self.on_rooted(n, changes.slot, chain),
                 Output::DoubleVote(_) => self.nodes[n].double_votes_seen += 1,
-                Output::DeadBlock { .. } => {}
+                Output::DeadBlock { .. } | Output::Frozen { .. } => {}
                 Output::Commitment(c) => self.on_commitment(n, c.confirmed, c.finalized),
             }
         }

@@ -113,5 +113,12 @@ impl SimConfig {
 /// Runs a simulation to the end.
 pub fn run(config: SimConfig) -> Result<SimReport, SpecError> {
     config.validate()?;
-    Ok(engine::Simulation::new(config).run())
+    // One simulated cluster is one thread's work: a single-threaded pool keeps the bank's
+    // parallel paths from spinning idle workers on tiny blocks (and runs stay reproducible
+    // in cost as well as in result).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| SpecError::new(format!("cannot start the simulator's thread: {e}")))?;
+    Ok(pool.install(|| engine::Simulation::new(config).run()))
 }
