@@ -1,0 +1,197 @@
+//! Turbine throughput on a 1 MiB block, against the raw Reed-Solomon crate on the same
+//! data in the same 32 + 32 shape (the limit erasure coding alone sets).
+//!
+//! * `shred/*`: `raw_rs_encode` is parity only; `raw_rs_encode_sha256` adds one SHA-256
+//!   per shard (the least any Merkle-authenticated scheme must hash); `shred_and_sign` is
+//!   the whole shredder (headers, parity, leaves, tree, one signature per set, proofs) on
+//!   the default rayon pool and on a one-thread pool.
+//! * `recover/*`: only the 32 coding shreds of every set arrive (all data lost), or a
+//!   random 32 of 64. `raw_rs_reconstruct` rebuilds in place; `assemble` is a fresh
+//!   `BlockAssembler` fed the shreds' bytes: parse, Merkle proof, one signature per set,
+//!   erasure decode, rebuilt leaves checked against the root, block concatenated;
+//!   `assemble_batches_of_64` feeds the same shreds 64 at a time through `insert_batch`
+//!   (hashing, signature checks and rebuilds spread over the default rayon pool).
+
+use bb_core::{Keypair, hash};
+use bb_turbine::{
+    BlockAssembler, DATA_SHREDS_PER_SET, FecSet, Insert, PAYLOAD_SIZE, SET_DATA_CAPACITY,
+    SHRED_SIZE, SHREDS_PER_SET, Shredder,
+};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::rngs::ChaCha8Rng;
+use rand::{Rng, SeedableRng};
+use reed_solomon_erasure::galois_8::ReedSolomon;
+
+const BLOCK: usize = 1 << 20;
+const SLOT: u64 = 10;
+
+fn block() -> Vec<u8> {
+    let mut out = vec![0u8; BLOCK];
+    ChaCha8Rng::seed_from_u64(1).fill_bytes(&mut out);
+    out
+}
+
+/// The block cut into 948-byte shards, 32 per set, the last set zero-padded.
+fn data_shards(block: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    block
+        .chunks(SET_DATA_CAPACITY)
+        .map(|set| {
+            (0..DATA_SHREDS_PER_SET)
+                .map(|i| {
+                    let mut shard = vec![0u8; PAYLOAD_SIZE];
+                    let start = (i * PAYLOAD_SIZE).min(set.len());
+                    let end = ((i + 1) * PAYLOAD_SIZE).min(set.len());
+                    shard[..end - start].copy_from_slice(&set[start..end]);
+                    shard
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Which of a set's 64 shreds arrive: the coding half, or a random half.
+fn patterns(sets: usize, random: bool) -> Vec<[bool; SHREDS_PER_SET]> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    (0..sets)
+        .map(|_| {
+            let mut keep: [bool; SHREDS_PER_SET] = std::array::from_fn(|p| p >= 32);
+            if random {
+                for i in (1..SHREDS_PER_SET).rev() {
+                    keep.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+                }
+            }
+            keep
+        })
+        .collect()
+}
+
+fn shred(c: &mut Criterion) {
+    let block = block();
+    let rs = ReedSolomon::new(32, 32).expect("valid shape");
+    let data = data_shards(&block);
+    let mut parity: Vec<Vec<Vec<u8>>> = data
+        .iter()
+        .map(|_| vec![vec![0u8; PAYLOAD_SIZE]; 32])
+        .collect();
+    let shredder = Shredder::new(Keypair::from_seed(&[1; 32]));
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a thread pool");
+
+    let mut group = c.benchmark_group("shred_1MiB");
+    group.throughput(Throughput::Bytes(BLOCK as u64));
+    group.sample_size(20);
+    group.bench_function("raw_rs_encode", |b| {
+        b.iter(|| {
+            for (d, p) in data.iter().zip(parity.iter_mut()) {
+                rs.encode_sep(d, p).expect("encode");
+            }
+        })
+    });
+    group.bench_function("raw_rs_encode_sha256", |b| {
+        b.iter(|| {
+            let mut acc = 0u8;
+            for (d, p) in data.iter().zip(parity.iter_mut()) {
+                rs.encode_sep(d, p).expect("encode");
+                for shard in d.iter().chain(p.iter()) {
+                    acc ^= hash(shard).0[0];
+                }
+            }
+            acc
+        })
+    });
+    group.bench_function("shred_and_sign", |b| {
+        b.iter(|| shredder.shred(SLOT, SLOT - 1, &block).expect("shred"))
+    });
+    group.bench_function("shred_and_sign_1_thread", |b| {
+        b.iter(|| one_thread.install(|| shredder.shred(SLOT, SLOT - 1, &block).expect("shred")))
+    });
+    group.finish();
+}
+
+fn recover(c: &mut Criterion) {
+    let block = block();
+    let rs = ReedSolomon::new(32, 32).expect("valid shape");
+    let leader = Keypair::from_seed(&[1; 32]);
+    let sets: Vec<FecSet> = Shredder::new(leader.clone())
+        .shred(SLOT, SLOT - 1, &block)
+        .expect("shred");
+
+    let mut group = c.benchmark_group("recover_1MiB_half_lost");
+    group.throughput(Throughput::Bytes(BLOCK as u64));
+    group.sample_size(20);
+    for (name, random) in [("coding_only", false), ("random_half", true)] {
+        let keep = patterns(sets.len(), random);
+        // The raw crate's shards: the same payloads, the lost ones to be rebuilt in place.
+        let mut shards: Vec<Vec<Vec<u8>>> = sets
+            .iter()
+            .map(|set| {
+                set.shreds()
+                    .iter()
+                    // The payload is the last 948 bytes of every shred.
+                    .map(|s| s.as_bytes()[SHRED_SIZE - PAYLOAD_SIZE..].to_vec())
+                    .collect()
+            })
+            .collect();
+        group.bench_function(format!("raw_rs_reconstruct/{name}"), |b| {
+            b.iter(|| {
+                for (set, keep) in shards.iter_mut().zip(&keep) {
+                    let mut refs: Vec<(&mut [u8], bool)> = set
+                        .iter_mut()
+                        .zip(keep)
+                        .map(|(shard, &present)| (shard.as_mut_slice(), present))
+                        .collect();
+                    rs.reconstruct(&mut refs).expect("reconstruct");
+                }
+            })
+        });
+        let arriving: Vec<&[u8]> = sets
+            .iter()
+            .zip(&keep)
+            .flat_map(|(set, keep)| {
+                set.shreds()
+                    .iter()
+                    .zip(keep)
+                    .filter(|(_, present)| **present)
+                    .map(|(s, _)| s.as_bytes())
+            })
+            .collect();
+        group.bench_function(format!("assemble/{name}"), |b| {
+            b.iter(|| {
+                let mut assembler = BlockAssembler::new(SLOT, leader.pubkey());
+                let mut out = None;
+                for bytes in &arriving {
+                    if let Ok(Insert::Accepted {
+                        block: Some(block), ..
+                    }) = assembler.insert(bytes)
+                    {
+                        out = Some(block);
+                    }
+                }
+                assert_eq!(out.map(|b| b.len()), Some(BLOCK));
+            })
+        });
+        group.bench_function(format!("assemble_batches_of_64/{name}"), |b| {
+            b.iter(|| {
+                let mut assembler = BlockAssembler::new(SLOT, leader.pubkey());
+                let mut out = None;
+                for batch in arriving.chunks(64) {
+                    for result in assembler.insert_batch(batch) {
+                        if let Ok(Insert::Accepted {
+                            block: Some(block), ..
+                        }) = result
+                        {
+                            out = Some(block);
+                        }
+                    }
+                }
+                assert_eq!(out.map(|b| b.len()), Some(BLOCK));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, shred, recover);
+criterion_main!(benches);

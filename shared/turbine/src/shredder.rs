@@ -1,0 +1,171 @@
+//! The leader's side: a block's bytes into signed FEC sets of shreds.
+
+use std::sync::OnceLock;
+
+use bb_core::{Domain, Hash, Keypair, Pubkey, Signature, Slot};
+use rayon::prelude::*;
+use reed_solomon_erasure::galois_8::ReedSolomon;
+
+use crate::error::ShredError;
+use crate::merkle::{self, Tree};
+use crate::shred::{
+    DATA_SHREDS_PER_SET, MAX_BLOCK_BYTES, PAYLOAD_OFFSET, PAYLOAD_SIZE, PROOF_OFFSET,
+    SET_DATA_CAPACITY, SHREDS_PER_SET, SIGNATURE_OFFSET, SetHeader, Shred, ShredKind,
+};
+
+/// The one Reed-Solomon codec (32 data + 32 parity shards), shared by every shredder and
+/// assembler so its cache of decode matrices serves them all.
+pub(crate) fn codec() -> &'static ReedSolomon {
+    static CODEC: OnceLock<ReedSolomon> = OnceLock::new();
+    CODEC.get_or_init(|| {
+        ReedSolomon::new(DATA_SHREDS_PER_SET, SHREDS_PER_SET - DATA_SHREDS_PER_SET)
+            .expect("32 data + 32 parity shards is a valid GF(2^8) Reed-Solomon shape")
+    })
+}
+
+/// One FEC set as the leader made it: 32 data shreds then 32 coding shreds, all under
+/// one signed Merkle root.
+#[derive(Debug, Clone)]
+pub struct FecSet {
+    fec_set_index: u32,
+    root: Hash,
+    signature: Signature,
+    shreds: Vec<Shred>,
+}
+
+impl FecSet {
+    pub fn fec_set_index(&self) -> u32 {
+        self.fec_set_index
+    }
+
+    pub fn merkle_root(&self) -> Hash {
+        self.root
+    }
+
+    pub fn signature(&self) -> Signature {
+        self.signature
+    }
+
+    /// Data shreds 0..32 first, then coding shreds 0..32.
+    pub fn shreds(&self) -> &[Shred] {
+        &self.shreds
+    }
+
+    pub fn into_shreds(self) -> Vec<Shred> {
+        self.shreds
+    }
+}
+
+/// Cuts blocks into signed FEC sets. Holds the leader's key; stateless otherwise.
+///
+/// Sets are independent, so a block's sets are built in parallel on the rayon pool the
+/// caller runs in (the global one by default).
+#[derive(Debug, Clone)]
+pub struct Shredder {
+    leader: Keypair,
+}
+
+impl Shredder {
+    pub fn new(leader: Keypair) -> Shredder {
+        Shredder { leader }
+    }
+
+    pub fn pubkey(&self) -> Pubkey {
+        self.leader.pubkey()
+    }
+
+    /// Shreds `block` (opaque bytes, at most [`MAX_BLOCK_BYTES`]) for `slot` on top of
+    /// `parent_slot`. Every set but the last is full; the last holds the rest, its data
+    /// zero-padded to 32 shreds (an empty block is one set of empty data shreds).
+    pub fn shred(
+        &self,
+        slot: Slot,
+        parent_slot: Slot,
+        block: &[u8],
+    ) -> Result<Vec<FecSet>, ShredError> {
+        if block.len() > MAX_BLOCK_BYTES {
+            return Err(ShredError::BlockTooLarge {
+                len: block.len(),
+                max: MAX_BLOCK_BYTES,
+            });
+        }
+        let parent_offset = match slot.checked_sub(parent_slot) {
+            Some(0) if slot == 0 => 0,
+            Some(offset) if offset > 0 => {
+                u32::try_from(offset).map_err(|_| ShredError::ParentTooFar {
+                    slot,
+                    parent: parent_slot,
+                })?
+            }
+            _ => {
+                return Err(ShredError::ParentNotBelow {
+                    slot,
+                    parent: parent_slot,
+                });
+            }
+        };
+        let sets = block.len().div_ceil(SET_DATA_CAPACITY).max(1);
+        let set = |k: usize| {
+            let start = k * SET_DATA_CAPACITY;
+            let data = &block[start..block.len().min(start + SET_DATA_CAPACITY)];
+            let header = SetHeader {
+                slot,
+                parent_offset,
+                // Both fit: sets <= MAX_FEC_SETS and data.len() <= SET_DATA_CAPACITY.
+                fec_set_index: k as u32,
+                data_len: data.len() as u16,
+                last: k + 1 == sets,
+            };
+            shred_set(&self.leader, header, data)
+        };
+        Ok(if sets == 1 {
+            vec![set(0)]
+        } else {
+            (0..sets).into_par_iter().map(set).collect()
+        })
+    }
+}
+
+/// Builds one set: headers, data, parity encoded in place, leaves, root, one signature,
+/// proofs. Each shred buffer is allocated once and written in place.
+fn shred_set(leader: &Keypair, header: SetHeader, data: &[u8]) -> FecSet {
+    let mut bufs: Vec<Vec<u8>> = (0..SHREDS_PER_SET)
+        .map(|position| {
+            let (kind, index_in_set) = ShredKind::at(position);
+            header.blank_shred(kind, index_in_set)
+        })
+        .collect();
+    for (buf, chunk) in bufs.iter_mut().zip(data.chunks(PAYLOAD_SIZE)) {
+        buf[PAYLOAD_OFFSET..PAYLOAD_OFFSET + chunk.len()].copy_from_slice(chunk);
+    }
+    {
+        let (data_bufs, code_bufs) = bufs.split_at_mut(DATA_SHREDS_PER_SET);
+        let data_shards: Vec<&[u8]> = data_bufs.iter().map(|b| &b[PAYLOAD_OFFSET..]).collect();
+        let mut parity: Vec<&mut [u8]> = code_bufs
+            .iter_mut()
+            .map(|b| &mut b[PAYLOAD_OFFSET..])
+            .collect();
+        codec()
+            .encode_sep(&data_shards, &mut parity)
+            .expect("32 data and 32 parity shards of equal, non-zero size");
+    }
+    let leaves: [Hash; SHREDS_PER_SET] = std::array::from_fn(|p| merkle::leaf(&bufs[p]));
+    let tree = Tree::from_leaves(&leaves);
+    let root = tree.root();
+    let signature = leader.sign(Domain::Shred, &header.signed_message(&root));
+    let shreds = bufs
+        .into_iter()
+        .enumerate()
+        .map(|(position, mut buf)| {
+            buf[SIGNATURE_OFFSET..PROOF_OFFSET].copy_from_slice(signature.as_bytes());
+            tree.write_proof(position, &mut buf);
+            Shred::from_parts(header, position, buf)
+        })
+        .collect();
+    FecSet {
+        fec_set_index: header.fec_set_index,
+        root,
+        signature,
+        shreds,
+    }
+}
