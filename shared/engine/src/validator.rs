@@ -131,7 +131,11 @@ impl Validator {
         roots.observe(
             identity.pubkey(),
             root,
-            stake_weights.by_validator.get(&identity.pubkey()).copied().unwrap_or(0),
+            stake_weights
+                .by_validator
+                .get(&identity.pubkey())
+                .copied()
+                .unwrap_or(0),
         );
         Ok(Validator {
             identity,
@@ -197,7 +201,11 @@ impl Validator {
 
     /// A validator's stake as votes are weighed (the root bank's epoch stakes).
     pub fn stake_of(&self, who: &Pubkey) -> u64 {
-        self.stake_weights.by_validator.get(who).copied().unwrap_or(0)
+        self.stake_weights
+            .by_validator
+            .get(who)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn total_stake(&self) -> u64 {
@@ -288,11 +296,15 @@ impl Validator {
                 .and_then(|bank| self.forks.insert(bank).map_err(|e| e.to_string()));
             match result {
                 Ok(bank) => {
-                    self.fork_choice.add_block(
+                    let block_id = bank.block_id().unwrap_or_default();
+                    self.fork_choice
+                        .add_block(slot, b.header.parent_slot, block_id);
+                    out.push(Output::Frozen {
                         slot,
-                        b.header.parent_slot,
-                        bank.block_id().unwrap_or_default(),
-                    );
+                        parent: b.header.parent_slot,
+                        block_id,
+                        bank_hash: bank.hash().unwrap_or_default(),
+                    });
                     if let Some(children) = self.orphans.remove(&slot) {
                         ready.extend(children);
                     }
@@ -370,8 +382,14 @@ impl Validator {
         let block = Arc::new(produced.block);
         match self.forks.insert(produced.bank) {
             Ok(bank) => {
-                self.fork_choice
-                    .add_block(slot, parent_slot, bank.block_id().unwrap_or_default());
+                let block_id = bank.block_id().unwrap_or_default();
+                self.fork_choice.add_block(slot, parent_slot, block_id);
+                out.push(Output::Frozen {
+                    slot,
+                    parent: parent_slot,
+                    block_id,
+                    bank_hash: bank.hash().unwrap_or_default(),
+                });
                 self.blocks.insert(slot, block.clone());
                 out.push(Output::StoreBlock(block.clone()));
                 out.push(Output::SendBlock(block));
@@ -493,10 +511,7 @@ impl Validator {
         let processed = self.fork_choice.best_slot();
         let confirmed = confirmed_slot(&mut self.fork_choice, total)
             .max(self.commitment.confirmed.min(processed));
-        let finalized = self
-            .roots
-            .finalized(total)
-            .max(self.commitment.finalized);
+        let finalized = self.roots.finalized(total).max(self.commitment.finalized);
         let next = Commitment {
             processed,
             confirmed: confirmed.max(finalized.min(processed)),

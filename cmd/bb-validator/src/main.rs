@@ -1,0 +1,146 @@
+//! `bb-validator`: one validator node of a bb network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bb_cli::EXIT_OK;
+use bb_core::Genesis;
+use bb_net::Multiaddr;
+use bb_node::{Fault, NodeConfig};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bb-validator",
+    version,
+    about = "Run one bb validator",
+    after_help = "Example:\n  bb-validator --identity validator.json --genesis genesis.json --ledger ledger \\\n    --listen /ip4/127.0.0.1/tcp/8900 --shred-addr 127.0.0.1:8901 --rpc-addr 127.0.0.1:8899 \\\n    --metrics-addr 127.0.0.1:9100 --bootstrap /ip4/127.0.0.1/tcp/8910/p2p/12D3Koo..."
+)]
+struct Args {
+    /// The validator's key file (from `bb-keygen new`).
+    #[arg(long, value_name = "KEY")]
+    identity: PathBuf,
+    /// The network's genesis file.
+    #[arg(long, value_name = "FILE")]
+    genesis: PathBuf,
+    /// The ledger directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    ledger: PathBuf,
+    /// libp2p listen address.
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        default_value = "/ip4/127.0.0.1/tcp/8900"
+    )]
+    listen: Multiaddr,
+    /// UDP address for Turbine shreds.
+    #[arg(
+        long = "shred-addr",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8901"
+    )]
+    shred_addr: SocketAddr,
+    /// gRPC address.
+    #[arg(
+        long = "rpc-addr",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8899"
+    )]
+    rpc_addr: SocketAddr,
+    /// Prometheus metrics address (`/metrics`).
+    #[arg(
+        long = "metrics-addr",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9100"
+    )]
+    metrics_addr: SocketAddr,
+    /// Peers to dial at start (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<Multiaddr>,
+    /// Turbine fanout: children per node in the retransmit tree.
+    #[arg(long = "turbine-fanout", default_value_t = 32)]
+    turbine_fanout: usize,
+    /// Discover peers by mDNS on the local link (multicasts beyond the machine).
+    #[arg(long)]
+    mdns: bool,
+    /// Test only: inject a fault, drop-shreds:P or delay-ms:D (repeatable).
+    #[arg(long, value_name = "KIND[:ARG]", value_parser = parse_fault)]
+    fault: Vec<Fault>,
+    /// Log format.
+    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn parse_fault(s: &str) -> Result<Fault, String> {
+    s.parse()
+}
+
+fn main() -> ExitCode {
+    bb_cli::run(|args: Args| {
+        init_logging(&args.log_format);
+        let identity = bb_cli::keyfile::read_keypair(&args.identity)?;
+        let genesis_bytes = std::fs::read(&args.genesis)
+            .with_context(|| format!("cannot read {}", args.genesis.display()))?;
+        let genesis = Genesis::from_json(&genesis_bytes)
+            .with_context(|| format!("{}", args.genesis.display()))?;
+        let config = NodeConfig {
+            identity,
+            genesis,
+            ledger_dir: args.ledger,
+            listen: args.listen,
+            shred_addr: args.shred_addr,
+            rpc_addr: args.rpc_addr,
+            metrics_addr: args.metrics_addr,
+            bootstrap: args.bootstrap,
+            faults: args.fault,
+            fanout: args.turbine_fanout,
+            mdns: args.mdns,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(bb_node::run(config, shutdown_signal()))?;
+        Ok(EXIT_OK)
+    })
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

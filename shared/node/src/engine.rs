@@ -1,0 +1,558 @@
+//! The engine thread: owns the [`Validator`] and the [`Ledger`], takes events from every
+//! other task in one queue, and carries out the validator's outputs. It is a plain thread
+//! (redb and replay are blocking work), fed by a tokio channel.
+//!
+//! Invariant: a vote is handed to the network only after its tower is durably in the
+//! ledger; if that write fails, the vote is dropped.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bb_core::{Block, Canonical, Hash, Pubkey, SignedVote, Slot, Transaction};
+use bb_engine::{Output, TowerRecord, Validator};
+use bb_ledger::{Ledger, RootCommit, SlotMeta};
+use bb_rpc::Commitment as Level;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use crate::state::{BlockEvent, Shared, SlotHashes, now_ms};
+
+/// Everything the engine thread is told.
+#[derive(Debug)]
+pub enum EngineMsg {
+    /// A block from Turbine (`from` None) or repair.
+    Block {
+        block: Arc<Block>,
+        from: Option<Pubkey>,
+    },
+    /// A vote from gossip, signature already checked.
+    Vote {
+        vote: SignedVote,
+        raw: Vec<u8>,
+    },
+    /// The clock passed the end of `slot`.
+    SlotEnd(Slot),
+    /// Transactions for our leader slots (Gulf Stream).
+    Transactions(Vec<Transaction>),
+    Query(Query),
+}
+
+/// Questions the RPC and repair paths ask.
+#[derive(Debug)]
+pub enum Query {
+    Votes {
+        slot: Slot,
+        reply: oneshot::Sender<Vec<(Vec<u8>, u64)>>,
+    },
+    Block {
+        slot: Slot,
+        reply: oneshot::Sender<Option<(Arc<Block>, Option<Hash>)>>,
+    },
+    /// A block and up to `count - 1` ancestors, oldest first (for repair).
+    Ancestors {
+        slot: Slot,
+        count: usize,
+        reply: oneshot::Sender<Vec<Arc<Block>>>,
+    },
+    Range {
+        from: Slot,
+        to: Slot,
+        reply: oneshot::Sender<Vec<Arc<Block>>>,
+    },
+    Balance {
+        who: Pubkey,
+        level: Level,
+        reply: oneshot::Sender<(u64, Slot)>,
+    },
+    Schedule {
+        epoch: u64,
+        reply: oneshot::Sender<Option<Arc<bb_runtime::LeaderSchedule>>>,
+    },
+    /// Check a transaction against the newest bank: Ok or why not.
+    CheckTransaction {
+        tx: Transaction,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// What the engine asks the async side to do.
+#[derive(Debug)]
+pub enum Dispatch {
+    Vote(SignedVote),
+    Block(Arc<Block>),
+    Repair { slot: Slot, hint: Option<Pubkey> },
+}
+
+/// Most transactions held for our next leader slots.
+const MAX_PENDING_TXS: usize = 100_000;
+/// Transactions per entry when producing.
+const BATCH: usize = 256;
+/// Bank hashes kept in memory for block queries (older ones only for roots, in the ledger).
+const BANK_HASHES_KEPT: usize = 200_000;
+
+pub struct Engine {
+    validator: Validator,
+    ledger: Ledger,
+    shared: Arc<Shared>,
+    dispatch: mpsc::UnboundedSender<Dispatch>,
+    pending_txs: VecDeque<Transaction>,
+    votes_to_store: Vec<(u64, [u8; 32], Vec<u8>)>,
+    bank_hashes: BTreeMap<Slot, Hash>,
+    recent_repairs: HashMap<Slot, Instant>,
+    restoring: bool,
+}
+
+impl Engine {
+    /// Opens the state: genesis bank, the persisted tower, then every stored block replayed.
+    pub fn start(
+        identity: bb_core::Keypair,
+        ledger: Ledger,
+        shared: Arc<Shared>,
+        dispatch: mpsc::UnboundedSender<Dispatch>,
+    ) -> anyhow::Result<Engine> {
+        let bank = bb_runtime::Bank::new_genesis(&shared.genesis)?;
+        let tower = match ledger.load_tower()? {
+            Some(bytes) => Some(
+                TowerRecord::from_bytes(&bytes)
+                    .map_err(|e| anyhow::anyhow!("the stored tower does not decode: {e}"))?,
+            ),
+            None => None,
+        };
+        if let Some(t) = &tower {
+            info!(last_vote = ?t.votes.last().map(|v| v.0), root = ?t.root, "restored tower");
+        }
+        let validator = Validator::restore(identity, bank, tower)?;
+        let mut engine = Engine {
+            validator,
+            ledger,
+            shared,
+            dispatch,
+            pending_txs: VecDeque::new(),
+            votes_to_store: Vec::new(),
+            bank_hashes: BTreeMap::new(),
+            recent_repairs: HashMap::new(),
+            restoring: true,
+        };
+        let stored = engine.ledger.blocks_range(1..)?;
+        if !stored.is_empty() {
+            info!(blocks = stored.len(), "replaying the ledger");
+        }
+        for slot in stored {
+            if let Some(bytes) = engine.ledger.get_block(slot)? {
+                match Block::from_bytes(&bytes) {
+                    Ok(block) => {
+                        let out = engine.validator.on_block(Arc::new(block), None);
+                        engine.apply(out);
+                    }
+                    Err(e) => warn!(slot, "stored block does not decode: {e}"),
+                }
+            }
+        }
+        engine.restoring = false;
+        engine.publish_status();
+        Ok(engine)
+    }
+
+    /// Runs until every sender is gone.
+    pub fn run(mut self, mut inbox: mpsc::Receiver<EngineMsg>) {
+        while let Some(msg) = inbox.blocking_recv() {
+            self.handle(msg);
+            // Drain what queued meanwhile before publishing the view once.
+            while let Ok(msg) = inbox.try_recv() {
+                self.handle(msg);
+            }
+            self.publish_status();
+        }
+        self.flush_votes();
+        info!("engine stopped");
+    }
+
+    fn handle(&mut self, msg: EngineMsg) {
+        match msg {
+            EngineMsg::Block { block, from } => {
+                let slot = block.header.slot;
+                let end_of_slot = self.slot_end_ms(slot);
+                let now = now_ms();
+                if from.is_none() && now >= end_of_slot {
+                    self.shared
+                        .metrics
+                        .block_propagation_seconds
+                        .observe((now - end_of_slot) as f64 / 1000.0);
+                }
+                let out = self.validator.on_block(block, from);
+                self.apply(out);
+            }
+            EngineMsg::Vote { vote, raw } => {
+                self.votes_to_store
+                    .push((vote.vote.slot, vote.vote.voter.0, raw));
+                let out = self.validator.on_vote(vote, Some(vote.vote.voter));
+                self.apply(out);
+                let out = self.validator.refresh_commitment();
+                self.apply(out);
+            }
+            EngineMsg::SlotEnd(slot) => self.on_slot_end(slot),
+            EngineMsg::Transactions(txs) => {
+                for tx in txs {
+                    if self.pending_txs.len() < MAX_PENDING_TXS {
+                        self.pending_txs.push_back(tx);
+                    }
+                }
+            }
+            EngineMsg::Query(q) => self.answer(q),
+        }
+    }
+
+    fn slot_end_ms(&self, slot: Slot) -> u64 {
+        let g = &self.shared.genesis;
+        g.creation_time_ms + (slot + 1) * g.slot_ms
+    }
+
+    fn on_slot_end(&mut self, slot: Slot) {
+        self.publish_schedules(slot);
+        if self.validator.leader_of(slot) == Some(self.validator.identity()) {
+            let take = self.pending_txs.len().min(BATCH * 64);
+            let txs: Vec<Transaction> = self.pending_txs.drain(..take).collect();
+            let batches: Vec<Vec<Transaction>> =
+                txs.chunks(BATCH).map(<[Transaction]>::to_vec).collect();
+            let out = self.validator.produce(slot, &batches, now_ms());
+            self.apply(out);
+        }
+        let out = self.validator.poll_vote(now_ms());
+        self.apply(out);
+        for parent in self.validator.missing_parents() {
+            self.request_repair(parent, None);
+        }
+        self.flush_votes();
+        let now = Instant::now();
+        self.recent_repairs
+            .retain(|_, at| now.duration_since(*at).as_secs() < 5);
+    }
+
+    /// Shares this epoch's and the next epoch's schedules with Turbine and RPC.
+    fn publish_schedules(&mut self, slot: Slot) {
+        let epoch = slot / self.shared.genesis.slots_per_epoch.max(1);
+        for e in [epoch, epoch + 1] {
+            let known = self
+                .shared
+                .schedules
+                .read()
+                .map(|s| s.contains_key(&e))
+                .unwrap_or(false);
+            if !known
+                && let Some(s) = self.validator.leader_schedule(e)
+                && let Ok(mut map) = self.shared.schedules.write()
+            {
+                map.insert(e, s);
+                // Keep a few epochs back for queries.
+                let keep_from = epoch.saturating_sub(4);
+                *map = map.split_off(&keep_from);
+            }
+        }
+    }
+
+    fn request_repair(&mut self, slot: Slot, hint: Option<Pubkey>) {
+        let now = Instant::now();
+        if let Some(at) = self.recent_repairs.get(&slot)
+            && now.duration_since(*at).as_millis() < 500
+        {
+            return;
+        }
+        self.recent_repairs.insert(slot, now);
+        self.shared.metrics.repair_requests.inc();
+        let _ = self.dispatch.send(Dispatch::Repair { slot, hint });
+    }
+
+    fn flush_votes(&mut self) {
+        if self.votes_to_store.is_empty() {
+            return;
+        }
+        let votes = std::mem::take(&mut self.votes_to_store);
+        if let Err(e) = self.ledger.put_votes(&votes) {
+            warn!("storing votes: {e}");
+        }
+    }
+
+    fn apply(&mut self, outputs: Vec<Output>) {
+        let mut tower_ok = true;
+        for o in outputs {
+            match o {
+                Output::PersistTower(t) => {
+                    tower_ok = match self.ledger.save_tower(&t.to_bytes()) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            error!("cannot persist the tower, the vote is dropped: {e}");
+                            false
+                        }
+                    };
+                }
+                Output::SendVote(v) => {
+                    if tower_ok {
+                        self.shared.metrics.votes_cast.inc();
+                        let start = self.shared.genesis.creation_time_ms
+                            + v.vote.slot * self.shared.genesis.slot_ms;
+                        let now = now_ms();
+                        if now >= start {
+                            self.shared
+                                .metrics
+                                .vote_latency_seconds
+                                .observe((now - start) as f64 / 1000.0);
+                        }
+                        self.votes_to_store
+                            .push((v.vote.slot, v.vote.voter.0, v.to_bytes()));
+                        let _ = self.dispatch.send(Dispatch::Vote(v));
+                    }
+                }
+                Output::SendBlock(b) => {
+                    self.shared.metrics.blocks_produced.inc();
+                    info!(
+                        slot = b.header.slot,
+                        parent = b.header.parent_slot,
+                        txs = b.header.transaction_count,
+                        "produced block"
+                    );
+                    let _ = self.dispatch.send(Dispatch::Block(b));
+                }
+                Output::StoreBlock(b) => {
+                    if !self.restoring {
+                        self.store_block(&b);
+                    }
+                }
+                Output::Repair { slot, hint } => self.request_repair(slot, hint),
+                Output::Rooted { changes, chain } => {
+                    self.shared.metrics.roots.inc();
+                    self.commit_root(&changes, &chain);
+                }
+                Output::DoubleVote(ev) => {
+                    self.shared.metrics.double_votes_seen.inc();
+                    warn!(voter = %ev.first.vote.voter, slot = ev.first.vote.slot, "double vote seen");
+                }
+                Output::DeadBlock { slot, reason } => {
+                    self.shared.metrics.blocks_dead.inc();
+                    warn!(slot, "dead block: {reason}");
+                }
+                Output::Frozen {
+                    slot, bank_hash, ..
+                } => {
+                    self.shared.metrics.blocks_replayed.inc();
+                    if let Some(b) = self.validator.block(slot) {
+                        self.shared
+                            .metrics
+                            .transactions_processed
+                            .inc_by(b.header.transaction_count);
+                    }
+                    self.bank_hashes.insert(slot, bank_hash);
+                    if self.bank_hashes.len() > BANK_HASHES_KEPT
+                        && let Some((&first, _)) = self.bank_hashes.iter().next()
+                    {
+                        self.bank_hashes.remove(&first);
+                    }
+                    let _ = self.shared.block_events.send(BlockEvent {
+                        slot,
+                        level: Level::Processed,
+                    });
+                }
+                Output::Commitment(c) => {
+                    debug!(
+                        processed = c.processed,
+                        confirmed = c.confirmed,
+                        finalized = c.finalized,
+                        "commitment"
+                    );
+                    let _ = self.shared.block_events.send(BlockEvent {
+                        slot: c.confirmed,
+                        level: Level::Confirmed,
+                    });
+                    let _ = self.shared.block_events.send(BlockEvent {
+                        slot: c.finalized,
+                        level: Level::Finalized,
+                    });
+                }
+            }
+        }
+    }
+
+    fn store_block(&mut self, b: &Block) {
+        let meta = SlotMeta {
+            parent_slot: b.header.parent_slot,
+            received_data_shreds: 0,
+            num_data_shreds: None,
+            is_full: true,
+            is_dead: false,
+            first_shred_at_ms: now_ms(),
+        };
+        if let Err(e) = self.ledger.put_block(b.header.slot, &meta, &b.to_bytes()) {
+            warn!(slot = b.header.slot, "storing block: {e}");
+        }
+    }
+
+    fn commit_root(&mut self, changes: &bb_runtime::RootChanges, chain: &[(Slot, Hash)]) {
+        let accounts: Vec<([u8; 32], Vec<u8>)> = changes
+            .accounts
+            .iter()
+            .filter(|(_, bal)| *bal > 0)
+            .map(|(k, bal)| (k.0, bal.to_le_bytes().to_vec()))
+            .collect();
+        let removed: Vec<[u8; 32]> = changes
+            .accounts
+            .iter()
+            .filter(|(_, bal)| *bal == 0)
+            .map(|(k, _)| k.0)
+            .collect();
+        let commit = RootCommit {
+            slot: changes.slot,
+            block_id: changes.block_id.0,
+            bank_hash: changes.bank_hash.0,
+            accounts: &accounts,
+            removed_accounts: &removed,
+            purge_below: Some(changes.slot.saturating_sub(256)),
+        };
+        match self.ledger.commit_root(&commit) {
+            Ok(()) => debug!(root = changes.slot, rooted = chain.len(), "root committed"),
+            Err(e) => warn!(root = changes.slot, "committing root: {e}"),
+        }
+    }
+
+    fn block_from_ledger(&self, slot: Slot) -> Option<Arc<Block>> {
+        self.validator.block(slot).or_else(|| {
+            let bytes = self.ledger.get_block(slot).ok()??;
+            Block::from_bytes(&bytes).ok().map(Arc::new)
+        })
+    }
+
+    fn answer(&mut self, q: Query) {
+        match q {
+            Query::Votes { slot, reply } => {
+                self.flush_votes();
+                let stored = self.ledger.votes_for_slot(slot).unwrap_or_default();
+                let list = stored
+                    .into_iter()
+                    .map(|(voter, bytes)| (bytes, self.validator.stake_of(&Pubkey(voter))))
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Query::Block { slot, reply } => {
+                let found = self.block_from_ledger(slot).map(|b| {
+                    let hash = self
+                        .bank_hashes
+                        .get(&slot)
+                        .copied()
+                        .or_else(|| self.ledger.bank_hash(slot).ok().flatten().map(Hash));
+                    (b, hash)
+                });
+                let _ = reply.send(found);
+            }
+            Query::Ancestors { slot, count, reply } => {
+                let mut chain = Vec::new();
+                let mut cur = self.block_from_ledger(slot);
+                while let Some(b) = cur {
+                    let parent = b.header.parent_slot;
+                    chain.push(b);
+                    if chain.len() >= count || parent == 0 {
+                        break;
+                    }
+                    cur = self.block_from_ledger(parent);
+                }
+                chain.reverse();
+                let _ = reply.send(chain);
+            }
+            Query::Range { from, to, reply } => {
+                let to = to.min(from.saturating_add(crate::wire::MAX_RANGE - 1));
+                let list = (from..=to)
+                    .filter_map(|s| self.block_from_ledger(s))
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Query::Balance { who, level, reply } => {
+                let c = self.validator.commitment();
+                let slot = match level {
+                    Level::Processed => c.processed,
+                    Level::Confirmed => c.confirmed,
+                    _ => self.validator.root(),
+                };
+                let bank = self
+                    .validator
+                    .bank(slot)
+                    .unwrap_or_else(|| self.validator.root_bank());
+                let _ = reply.send((bank.balance(&who), bank.slot()));
+            }
+            Query::Schedule { epoch, reply } => {
+                let _ = reply.send(self.validator.leader_schedule(epoch));
+            }
+            Query::CheckTransaction { tx, reply } => {
+                let best = self.validator.best_slot();
+                let result = match self.validator.bank(best) {
+                    Some(bank) => check_transaction(&bank, &tx),
+                    None => Err("the node has no bank yet".into()),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let c = self.validator.commitment();
+        let m = &self.shared.metrics;
+        let hashes = |slot: Slot, v: &Validator, bank_hashes: &BTreeMap<Slot, Hash>| SlotHashes {
+            slot,
+            bank_hash: bank_hashes
+                .get(&slot)
+                .copied()
+                .or_else(|| v.bank(slot).and_then(|b| b.hash()))
+                .unwrap_or_default(),
+            block_id: v
+                .block_id(slot)
+                .or_else(|| v.bank(slot).and_then(|b| b.block_id()))
+                .unwrap_or_default(),
+        };
+        let root_bank = self.validator.root_bank();
+        let best = self.validator.best_slot();
+        let recent = self
+            .validator
+            .bank(best)
+            .map(|b| b.last_blockhash())
+            .unwrap_or_else(|| root_bank.last_blockhash());
+        let view = crate::state::StatusView {
+            processed: hashes(c.processed, &self.validator, &self.bank_hashes),
+            confirmed: hashes(c.confirmed, &self.validator, &self.bank_hashes),
+            finalized: hashes(c.finalized, &self.validator, &self.bank_hashes),
+            root: SlotHashes {
+                slot: root_bank.slot(),
+                bank_hash: root_bank.hash().unwrap_or_default(),
+                block_id: root_bank.block_id().unwrap_or_default(),
+            },
+            epoch: root_bank.epoch_schedule().epoch(c.processed),
+            recent_blockhash: recent,
+        };
+        m.processed_slot.set(c.processed as i64);
+        m.confirmed_slot.set(c.confirmed as i64);
+        m.finalized_slot.set(c.finalized as i64);
+        m.root_slot.set(root_bank.slot() as i64);
+        if let Ok(mut s) = self.shared.status.write() {
+            *s = view;
+        }
+    }
+}
+
+/// Whether `tx` could land on top of `bank` (signature, blockhash, funds, duplicates).
+fn check_transaction(bank: &bb_runtime::Bank, tx: &Transaction) -> Result<(), String> {
+    tx.verify().map_err(|e| format!("signature: {e}"))?;
+    if !bank.is_blockhash_valid(&tx.transfer.recent_blockhash) {
+        return Err("recent blockhash is unknown or too old".into());
+    }
+    if bank.signature_status(&tx.signature).is_some() {
+        return Err("already processed".into());
+    }
+    let needed = tx
+        .transfer
+        .amount
+        .checked_add(tx.transfer.fee)
+        .ok_or("amount + fee overflows")?;
+    let balance = bank.balance(&tx.transfer.from);
+    if balance < needed {
+        return Err(format!(
+            "insufficient funds: balance {balance}, needs {needed}"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! The libp2p side of a node: validates gossip before it is forwarded (votes and contact
+//! info must be signed by a staked validator of our genesis), serves repair and forwarded
+//! transactions, sends what the engine dispatches, and advertises our contact info.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bb_core::{Canonical, Keypair, Pubkey, SignedVote};
+use bb_net::{Acceptance, NetClient, NetEvent, Topic};
+use rand::RngExt;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::engine::{Dispatch, EngineMsg, Query};
+use crate::fault::Faults;
+use crate::state::{Shared, now_ms};
+use crate::turbine::Turbine;
+use crate::wire::{ContactInfo, Request, Response, SignedContactInfo};
+
+/// Clock skew above which we warn.
+const SKEW_WARN_MS: i64 = 100;
+
+/// Handles network events until the network stops.
+pub async fn handle_events(
+    mut events: mpsc::Receiver<NetEvent>,
+    net: NetClient,
+    shared: Arc<Shared>,
+    engine: mpsc::Sender<EngineMsg>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NetEvent::Gossip {
+                topic,
+                source,
+                from,
+                message_id,
+                bytes,
+            } => {
+                let verdict = match topic {
+                    Topic::Votes => on_vote(&shared, &engine, source, &bytes).await,
+                    Topic::Contact => on_contact(&shared, source, &bytes),
+                    Topic::Slashing => Acceptance::Ignore,
+                };
+                let _ = net.report_validation(message_id, from, verdict).await;
+            }
+            NetEvent::Request {
+                from,
+                bytes,
+                respond,
+            } => {
+                let engine = engine.clone();
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let answer = serve_request(&shared, &engine, from, &bytes).await;
+                    let _ = respond.send(answer.to_bytes());
+                });
+            }
+            NetEvent::PeerConnected(p) => {
+                info!(peer = %p.short(), "peer connected");
+                set_connected(&shared, p, true);
+            }
+            NetEvent::PeerDisconnected(p) => {
+                info!(peer = %p.short(), "peer disconnected");
+                set_connected(&shared, p, false);
+            }
+            NetEvent::GenesisMismatch { peer, theirs } => {
+                warn!(peer = %peer.short(), theirs, "dropped a peer of another network");
+            }
+        }
+    }
+}
+
+fn set_connected(shared: &Shared, peer: Pubkey, connected: bool) {
+    if let Ok(mut peers) = shared.peers.write() {
+        peers.entry(peer).or_default().connected = connected;
+        let n = peers.values().filter(|p| p.connected).count();
+        shared.metrics.peers_connected.set(n as i64);
+    }
+}
+
+async fn on_vote(
+    shared: &Shared,
+    engine: &mpsc::Sender<EngineMsg>,
+    source: Pubkey,
+    bytes: &[u8],
+) -> Acceptance {
+    shared.metrics.received("vote");
+    let Ok(vote) = SignedVote::from_bytes(bytes) else {
+        return Acceptance::Reject;
+    };
+    // Only a staked validator's own vote, correctly signed, is forwarded.
+    if vote.vote.voter != source || !shared.stakes.contains_key(&source) || vote.verify().is_err() {
+        return Acceptance::Reject;
+    }
+    let _ = engine
+        .send(EngineMsg::Vote {
+            vote,
+            raw: bytes.to_vec(),
+        })
+        .await;
+    Acceptance::Accept
+}
+
+fn on_contact(shared: &Shared, source: Pubkey, bytes: &[u8]) -> Acceptance {
+    shared.metrics.received("contact");
+    let Ok(signed) = SignedContactInfo::from_bytes(bytes) else {
+        return Acceptance::Reject;
+    };
+    let info = &signed.info;
+    if info.identity != source
+        || info.genesis_hash != shared.genesis_hash
+        || !shared.stakes.contains_key(&source)
+        || signed.verify().is_err()
+    {
+        return Acceptance::Reject;
+    }
+    let skew = now_ms() as i64 - info.wallclock_ms as i64;
+    if let Ok(mut peers) = shared.peers.write() {
+        let p = peers.entry(source).or_default();
+        let was_skewed = p.clock_skew_ms.is_some_and(|s| s.abs() > SKEW_WARN_MS);
+        if skew.abs() > SKEW_WARN_MS && !was_skewed {
+            warn!(peer = %source.short(), skew_ms = skew, "peer clock differs by more than 100 ms");
+        }
+        p.gossip_addr = info.gossip_addr.clone();
+        p.shred_addr = info.shred_addr.parse().ok();
+        p.rpc_addr = info.rpc_addr.clone();
+        p.version = info.version.clone();
+        p.latest_slot = Some(info.latest_slot);
+        p.clock_skew_ms = Some(skew);
+        p.last_contact = Some(Instant::now());
+    }
+    Acceptance::Accept
+}
+
+async fn ask<T>(
+    engine: &mpsc::Sender<EngineMsg>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Query,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    engine.send(EngineMsg::Query(make(tx))).await.ok()?;
+    rx.await.ok()
+}
+
+async fn serve_request(
+    shared: &Shared,
+    engine: &mpsc::Sender<EngineMsg>,
+    from: Pubkey,
+    bytes: &[u8],
+) -> Response {
+    shared.metrics.received("request");
+    let Ok(request) = Request::from_bytes(bytes) else {
+        debug!(peer = %from.short(), "malformed request");
+        return Response::Blocks(Vec::new());
+    };
+    let blocks = match request {
+        Request::Ancestors { slot, count } => {
+            let count = (count as usize).clamp(1, crate::wire::MAX_RANGE as usize);
+            ask(engine, |reply| Query::Ancestors { slot, count, reply }).await
+        }
+        Request::Range { from, to } => ask(engine, |reply| Query::Range { from, to, reply }).await,
+        Request::Forward(txs) => {
+            let n = txs.len() as u32;
+            let _ = engine.send(EngineMsg::Transactions(txs)).await;
+            return Response::Accepted(n);
+        }
+    };
+    Response::Blocks(
+        blocks
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b.to_bytes())
+            .collect(),
+    )
+}
+
+/// Carries out what the engine dispatches: votes to gossip, blocks to Turbine, repairs.
+pub async fn dispatch(
+    mut inbox: mpsc::UnboundedReceiver<Dispatch>,
+    net: NetClient,
+    turbine: Arc<Turbine>,
+    shared: Arc<Shared>,
+    engine: mpsc::Sender<EngineMsg>,
+    faults: Faults,
+) {
+    while let Some(d) = inbox.recv().await {
+        match d {
+            Dispatch::Vote(v) => {
+                let net = net.clone();
+                let shared = shared.clone();
+                let delay = faults.delay;
+                tokio::spawn(async move {
+                    if let Some(d) = delay {
+                        tokio::time::sleep(d).await;
+                    }
+                    shared.metrics.sent("vote");
+                    if let Err(e) = net.publish(Topic::Votes, v.to_bytes()).await {
+                        debug!(slot = v.vote.slot, "publishing a vote: {e}");
+                    }
+                });
+            }
+            Dispatch::Block(b) => {
+                let turbine = turbine.clone();
+                tokio::spawn(async move { turbine.broadcast(b).await });
+            }
+            Dispatch::Repair { slot, hint } => {
+                let net = net.clone();
+                let shared = shared.clone();
+                let engine = engine.clone();
+                tokio::spawn(async move { repair(net, shared, engine, slot, hint).await });
+            }
+        }
+    }
+}
+
+/// Asks one peer for a block and its ancestors, and feeds the answer to the engine.
+async fn repair(
+    net: NetClient,
+    shared: Arc<Shared>,
+    engine: mpsc::Sender<EngineMsg>,
+    slot: bb_core::Slot,
+    hint: Option<Pubkey>,
+) {
+    let connected: Vec<Pubkey> = shared
+        .peers
+        .read()
+        .map(|p| {
+            p.iter()
+                .filter(|(_, v)| v.connected)
+                .map(|(k, _)| *k)
+                .collect()
+        })
+        .unwrap_or_default();
+    if connected.is_empty() {
+        return;
+    }
+    let peer = match hint {
+        Some(h) if connected.contains(&h) => h,
+        _ => connected[rand::rng().random_range(0..connected.len())],
+    };
+    shared.metrics.sent("repair");
+    let request = Request::Ancestors { slot, count: 32 };
+    let answer = match tokio::time::timeout(
+        Duration::from_secs(5),
+        net.request(peer, request.to_bytes()),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            debug!(slot, peer = %peer.short(), "repair failed: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let Ok(response) = Response::from_bytes(&answer) else {
+        warn!(peer = %peer.short(), "malformed repair answer");
+        return;
+    };
+    for block in response.blocks() {
+        let _ = engine
+            .send(EngineMsg::Block {
+                block: Arc::new(block),
+                from: Some(peer),
+            })
+            .await;
+    }
+}
+
+/// Advertises our signed contact info every two seconds.
+pub async fn advertise(
+    net: NetClient,
+    shared: Arc<Shared>,
+    identity: Keypair,
+    gossip_addr: String,
+    shred_addr: String,
+    rpc_addr: String,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let info = ContactInfo {
+            identity: identity.pubkey(),
+            genesis_hash: shared.genesis_hash,
+            gossip_addr: gossip_addr.clone(),
+            shred_addr: shred_addr.clone(),
+            rpc_addr: rpc_addr.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            latest_slot: shared.status().processed.slot,
+            wallclock_ms: now_ms(),
+        }
+        .sign(&identity);
+        shared.metrics.sent("contact");
+        if let Err(e) = net.publish(Topic::Contact, info.to_bytes()).await {
+            debug!("advertising contact info: {e}");
+        }
+    }
+}
+
+/// Sends transactions to the current and next leaders (Gulf Stream); ours go straight to
+/// the engine. Returns the leaders they went to.
+pub async fn forward_transactions(
+    net: &NetClient,
+    shared: &Shared,
+    engine: &mpsc::Sender<EngineMsg>,
+    txs: Vec<bb_core::Transaction>,
+) -> Vec<Pubkey> {
+    let slot = shared.clock_slot();
+    let per = shared.genesis.leader_slots_per_rotation.max(1);
+    let mut leaders: Vec<Pubkey> = [slot, slot + 1, slot + per]
+        .iter()
+        .filter_map(|s| shared.leader_of(*s))
+        .collect();
+    leaders.dedup();
+    let mut sent_to = Vec::new();
+    for leader in leaders {
+        if sent_to.contains(&leader) {
+            continue;
+        }
+        if leader == shared.identity {
+            let _ = engine.send(EngineMsg::Transactions(txs.clone())).await;
+        } else {
+            shared.metrics.sent("forward");
+            let bytes = Request::Forward(txs.clone()).to_bytes();
+            if let Err(e) = net.request(leader, bytes).await {
+                debug!(leader = %leader.short(), "forwarding transactions: {e}");
+                continue;
+            }
+        }
+        sent_to.push(leader);
+    }
+    sent_to
+}

@@ -1,0 +1,218 @@
+//! `bb-node`: the validator service. It wires the sans-I/O machines to the world:
+//!
+//! ```text
+//!            UDP shreds                     libp2p (gossipsub, request-response)
+//!   turbine ◀──────────▶ peers ◀──────────▶ gossip: votes, contact info, repair, Gulf Stream
+//!      │ complete blocks                         │ votes, repaired blocks, txs
+//!      ▼                                         ▼
+//!   engine thread (bb_engine::Validator + bb_ledger::Ledger) ◀── clock: end of every slot
+//!      │ outputs: persist tower → send vote; our block → Turbine; repair; flush roots
+//!      ▼
+//!   status view ──▶ gRPC (bb.v1.Node, health, reflection) and Prometheus /metrics
+//! ```
+//!
+//! One engine thread owns all consensus state; every other task talks to it through its
+//! queue. The tower is written to the ledger before any vote leaves the node.
+//! This crate holds no protocol rules of its own: those live in `bb-engine` and below.
+
+mod engine;
+pub mod fault;
+mod gossip;
+pub mod metrics;
+mod rpc;
+mod state;
+mod turbine;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bb_core::{Genesis, Keypair};
+use bb_net::{Multiaddr, NetConfig, Network};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+pub use fault::{Fault, Faults};
+
+use crate::engine::{Engine, EngineMsg};
+use crate::state::{Shared, now_ms};
+
+/// How a validator runs.
+#[derive(Debug)]
+pub struct NodeConfig {
+    pub identity: Keypair,
+    pub genesis: Genesis,
+    pub ledger_dir: PathBuf,
+    /// libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/8900`.
+    pub listen: Multiaddr,
+    /// UDP address for Turbine shreds.
+    pub shred_addr: SocketAddr,
+    pub rpc_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub bootstrap: Vec<Multiaddr>,
+    pub faults: Vec<Fault>,
+    pub fanout: usize,
+    pub mdns: bool,
+}
+
+/// Runs a validator until `shutdown` completes, then stops every task cleanly.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let identity = config.identity.clone();
+    let genesis = Arc::new(config.genesis.clone());
+    let faults = Faults::from_list(&config.faults);
+    if faults.any() {
+        warn!(
+            ?faults,
+            "FAULT INJECTION IS ON: this node misbehaves on purpose (test use only)"
+        );
+    }
+    let ledger = bb_ledger::Ledger::open(&config.ledger_dir)
+        .with_context(|| format!("cannot open the ledger in {}", config.ledger_dir.display()))?;
+    let shared = Arc::new(Shared::new(identity.pubkey(), genesis.clone()));
+
+    let shred_socket = tokio::net::UdpSocket::bind(config.shred_addr)
+        .await
+        .with_context(|| format!("cannot listen for shreds on udp {}", config.shred_addr))?;
+    let rpc_listener = tokio::net::TcpListener::bind(config.rpc_addr)
+        .await
+        .with_context(|| format!("cannot listen for gRPC on {}", config.rpc_addr))?;
+    let metrics_listener = metrics::bind(config.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {}", config.metrics_addr))?;
+
+    let staked = genesis
+        .validators
+        .iter()
+        .map(|v| v.identity)
+        .filter(|k| *k != identity.pubkey())
+        .collect();
+    let (net, net_events) = Network::spawn(NetConfig {
+        seed: identity.secret_seed(),
+        listen: config.listen.clone(),
+        bootstrap: config.bootstrap.clone(),
+        genesis_hash: shared.genesis_hash,
+        mdns: config.mdns,
+        staked,
+    })
+    .await
+    .with_context(|| format!("cannot start libp2p on {}", config.listen))?;
+    let gossip_addr = net
+        .listen_addrs()
+        .await
+        .ok()
+        .and_then(|a| a.first().cloned())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| config.listen.to_string());
+
+    // The engine: replays the ledger, then runs on its own thread.
+    let (engine_tx, engine_rx) = mpsc::channel::<EngineMsg>(8192);
+    let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
+    let engine = {
+        let (identity, shared) = (identity.clone(), shared.clone());
+        tokio::task::spawn_blocking(move || Engine::start(identity, ledger, shared, dispatch_tx))
+            .await
+            .context("the engine did not start")??
+    };
+    let engine_thread = std::thread::Builder::new()
+        .name("bb-engine".into())
+        .spawn(move || engine.run(engine_rx))
+        .context("cannot start the engine thread")?;
+
+    let turbine = Arc::new(turbine::Turbine {
+        socket: Arc::new(shred_socket),
+        shared: shared.clone(),
+        identity: identity.clone(),
+        fanout: config.fanout.max(1),
+        faults: faults.clone(),
+        engine: engine_tx.clone(),
+    });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(gossip::handle_events(
+        net_events,
+        net.clone(),
+        shared.clone(),
+        engine_tx.clone(),
+    ));
+    tasks.spawn(gossip::dispatch(
+        dispatch_rx,
+        net.clone(),
+        turbine.clone(),
+        shared.clone(),
+        engine_tx.clone(),
+        faults.clone(),
+    ));
+    tasks.spawn(gossip::advertise(
+        net.clone(),
+        shared.clone(),
+        identity.clone(),
+        gossip_addr.clone(),
+        config.shred_addr.to_string(),
+        config.rpc_addr.to_string(),
+    ));
+    tasks.spawn(turbine.clone().receive());
+    tasks.spawn(clock(shared.clone(), engine_tx.clone()));
+    tasks.spawn(metrics::serve(metrics_listener, shared.metrics.clone()));
+
+    let (health, health_service) = bb_rpc::health_service();
+    health
+        .set_service_status(bb_rpc::NODE_SERVICE_NAME, bb_rpc::ServingStatus::Serving)
+        .await;
+    let service = rpc::NodeService {
+        shared: shared.clone(),
+        engine: engine_tx.clone(),
+        net: net.clone(),
+    };
+    let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
+    let rpc_task = tokio::spawn(bb_rpc::serve(
+        rpc_listener,
+        service,
+        health_service,
+        async {
+            let _ = rpc_stopped.await;
+        },
+    ));
+
+    info!(
+        identity = %identity.pubkey(),
+        genesis = %shared.genesis_hash,
+        libp2p = %gossip_addr,
+        shreds = %config.shred_addr,
+        rpc = %config.rpc_addr,
+        metrics = %config.metrics_addr,
+        "validator running"
+    );
+    shutdown.await;
+    info!("shutting down");
+    let _ = stop_rpc.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), rpc_task).await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    net.shutdown().await;
+    drop(engine_tx);
+    drop(turbine);
+    // The engine thread ends once every sender is gone; it flushes what it holds.
+    let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Tells the engine each time a slot ends, by the genesis clock.
+async fn clock(shared: Arc<Shared>, engine: mpsc::Sender<EngineMsg>) {
+    let g = shared.genesis.clone();
+    let slot_ms = g.slot_ms.max(1);
+    loop {
+        let now = now_ms();
+        let current = now.saturating_sub(g.creation_time_ms) / slot_ms;
+        let next_end = g.creation_time_ms + (current + 1) * slot_ms;
+        let wait = next_end.saturating_sub(now).max(1);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        shared.metrics.slot.set((current + 1) as i64);
+        if now >= g.creation_time_ms && engine.send(EngineMsg::SlotEnd(current)).await.is_err() {
+            return;
+        }
+    }
+}

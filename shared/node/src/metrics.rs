@@ -1,0 +1,247 @@
+//! Prometheus metrics, served as text on `--metrics-addr` at `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Label for per-kind message counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// Every metric the node exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub peers_connected: Gauge,
+    pub slot: Gauge,
+    pub processed_slot: Gauge,
+    pub confirmed_slot: Gauge,
+    pub finalized_slot: Gauge,
+    pub root_slot: Gauge,
+    pub messages_sent: Family<KindLabel, Counter>,
+    pub messages_received: Family<KindLabel, Counter>,
+    pub block_propagation_seconds: Histogram,
+    pub vote_latency_seconds: Histogram,
+    pub votes_cast: Counter,
+    pub blocks_produced: Counter,
+    pub blocks_replayed: Counter,
+    pub blocks_dead: Counter,
+    pub roots: Counter,
+    pub shreds_received: Counter,
+    pub shreds_recovered: Counter,
+    pub shreds_invalid: Counter,
+    pub repair_requests: Counter,
+    pub transactions_processed: Counter,
+    pub double_votes_seen: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("bb");
+        let m = Metrics {
+            peers_connected: Gauge::default(),
+            slot: Gauge::default(),
+            processed_slot: Gauge::default(),
+            confirmed_slot: Gauge::default(),
+            finalized_slot: Gauge::default(),
+            root_slot: Gauge::default(),
+            messages_sent: Family::default(),
+            messages_received: Family::default(),
+            block_propagation_seconds: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2,
+            ]),
+            vote_latency_seconds: Histogram::new([0.05, 0.1, 0.2, 0.4, 0.8, 1.2, 1.6, 3.2, 6.4]),
+            votes_cast: Counter::default(),
+            blocks_produced: Counter::default(),
+            blocks_replayed: Counter::default(),
+            blocks_dead: Counter::default(),
+            roots: Counter::default(),
+            shreds_received: Counter::default(),
+            shreds_recovered: Counter::default(),
+            shreds_invalid: Counter::default(),
+            repair_requests: Counter::default(),
+            transactions_processed: Counter::default(),
+            double_votes_seen: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "peers_connected",
+            "Validators connected over libp2p",
+            m.peers_connected.clone(),
+        );
+        registry.register("slot", "Current slot by the genesis clock", m.slot.clone());
+        registry.register(
+            "processed_slot",
+            "Newest replayed slot on the best fork",
+            m.processed_slot.clone(),
+        );
+        registry.register(
+            "confirmed_slot",
+            "Newest slot voted by 2/3 of stake",
+            m.confirmed_slot.clone(),
+        );
+        registry.register(
+            "finalized_slot",
+            "Newest slot rooted by 2/3 of stake",
+            m.finalized_slot.clone(),
+        );
+        registry.register("root_slot", "This node's root", m.root_slot.clone());
+        registry.register(
+            "messages_sent",
+            "Messages sent by kind",
+            m.messages_sent.clone(),
+        );
+        registry.register(
+            "messages_received",
+            "Messages received by kind",
+            m.messages_received.clone(),
+        );
+        registry.register(
+            "block_propagation_seconds",
+            "From the end of a block's slot until this node had the whole block",
+            m.block_propagation_seconds.clone(),
+        );
+        registry.register(
+            "vote_latency_seconds",
+            "From the start of a slot until this node voted on it",
+            m.vote_latency_seconds.clone(),
+        );
+        registry.register(
+            "votes_cast",
+            "Votes this node cast (consensus rounds)",
+            m.votes_cast.clone(),
+        );
+        registry.register(
+            "blocks_produced",
+            "Blocks this node produced as leader",
+            m.blocks_produced.clone(),
+        );
+        registry.register(
+            "blocks_replayed",
+            "Blocks replayed",
+            m.blocks_replayed.clone(),
+        );
+        registry.register(
+            "blocks_dead",
+            "Blocks that failed replay",
+            m.blocks_dead.clone(),
+        );
+        registry.register("roots", "Times this node's root moved", m.roots.clone());
+        registry.register(
+            "shreds_received",
+            "Valid shreds received",
+            m.shreds_received.clone(),
+        );
+        registry.register(
+            "shreds_recovered",
+            "Shreds rebuilt by erasure decoding",
+            m.shreds_recovered.clone(),
+        );
+        registry.register("shreds_invalid", "Shreds refused", m.shreds_invalid.clone());
+        registry.register(
+            "repair_requests",
+            "Repair requests sent",
+            m.repair_requests.clone(),
+        );
+        registry.register(
+            "transactions_processed",
+            "Transactions in replayed blocks",
+            m.transactions_processed.clone(),
+        );
+        registry.register(
+            "double_votes_seen",
+            "Double votes detected",
+            m.double_votes_seen.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn sent(&self, kind: &str) {
+        self.messages_sent
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+
+    pub fn received(&self, kind: &str) {
+        self.messages_received
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Serves `/metrics` over plain HTTP/1.1 until the listener's task is dropped.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut read = 0;
+            // Read the request head (bounded); the body, if any, is ignored.
+            while read < buf.len() {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    stream.read(&mut buf[read..]),
+                )
+                .await
+                {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => {
+                        read += n;
+                        if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..read]);
+            let path = head.split_whitespace().nth(1).unwrap_or("");
+            let (status, body, kind) = if path == "/metrics" || path.starts_with("/metrics?") {
+                (
+                    "200 OK",
+                    metrics.render(),
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+            } else {
+                ("404 Not Found", "try /metrics\n".to_string(), "text/plain")
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+/// Binds the metrics listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

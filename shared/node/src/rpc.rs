@@ -1,0 +1,411 @@
+//! The gRPC `bb.v1.Node` service: answers from the shared status view, and asks the engine
+//! thread for anything that needs banks or the ledger.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bb_core::{Block, Canonical, Pubkey, SignedVote, Transaction};
+use bb_net::NetClient;
+use bb_rpc::Commitment;
+use bb_rpc::pb::*;
+use bb_rpc::tonic::{Request, Response, Status};
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::{EngineMsg, Query};
+use crate::state::{Shared, SlotHashes};
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct NodeService {
+    pub shared: Arc<Shared>,
+    pub engine: mpsc::Sender<EngineMsg>,
+    pub net: NetClient,
+}
+
+type BlockStream = Pin<Box<dyn Stream<Item = Result<StreamBlocksResponse, Status>> + Send>>;
+
+fn slot_hash(s: SlotHashes) -> SlotHash {
+    SlotHash {
+        slot: s.slot,
+        bank_hash: s.bank_hash.to_string(),
+        block_id: s.block_id.to_string(),
+    }
+}
+
+impl NodeService {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Query) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.engine
+            .send(EngineMsg::Query(make(tx)))
+            .await
+            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+        rx.await
+            .map_err(|_| Status::unavailable("the node is shutting down"))
+    }
+
+    fn summary(
+        &self,
+        block: &Block,
+        bank_hash: Option<bb_core::Hash>,
+        level: Commitment,
+    ) -> BlockSummary {
+        let h = &block.header;
+        BlockSummary {
+            slot: h.slot,
+            parent_slot: h.parent_slot,
+            block_id: block.id().to_string(),
+            parent_id: h.parent_id.to_string(),
+            leader: h.leader.to_address(),
+            bank_hash: bank_hash.map(|b| b.to_string()),
+            blockhash: h.poh_end.to_string(),
+            transaction_count: h.transaction_count,
+            tick_count: h.tick_count,
+            commitment: level.into(),
+        }
+    }
+
+    fn level_of(&self, slot: u64) -> Commitment {
+        let s = self.shared.status();
+        if slot <= s.finalized.slot {
+            Commitment::Finalized
+        } else if slot <= s.confirmed.slot {
+            Commitment::Confirmed
+        } else {
+            Commitment::Processed
+        }
+    }
+}
+
+#[bb_rpc::tonic::async_trait]
+impl bb_rpc::Node for NodeService {
+    async fn get_status(
+        &self,
+        _: Request<GetStatusRequest>,
+    ) -> Result<Response<GetStatusResponse>, Status> {
+        let shared = &self.shared;
+        let s = shared.status();
+        let slot = shared.clock_slot();
+        let peers = shared.peers.read().map(|p| p.clone()).unwrap_or_default();
+        let connected: Vec<Pubkey> = peers
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .map(|(k, _)| *k)
+            .collect();
+        let total = shared.total_stake();
+        let reachable: u64 = shared
+            .stakes
+            .iter()
+            .filter(|(k, _)| **k == shared.identity || connected.contains(k))
+            .map(|(_, s)| *s)
+            .sum();
+        Ok(Response::new(GetStatusResponse {
+            identity: shared.identity.to_address(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            genesis_hash: shared.genesis_hash.to_string(),
+            slot,
+            processed: Some(slot_hash(s.processed)),
+            confirmed: Some(slot_hash(s.confirmed)),
+            finalized: Some(slot_hash(s.finalized)),
+            root: Some(slot_hash(s.root)),
+            epoch: s.epoch,
+            leader: shared
+                .leader_of(slot)
+                .map(|l| l.to_address())
+                .unwrap_or_default(),
+            peer_count: connected.len() as u32,
+            reachable_stake_share: if total == 0 {
+                0.0
+            } else {
+                reachable as f64 / total as f64
+            },
+            uptime_ms: shared.started.elapsed().as_millis() as u64,
+            stake: shared.stakes.get(&shared.identity).copied().unwrap_or(0),
+            total_stake: total,
+            slot_duration_ms: shared.genesis.slot_ms,
+            recent_blockhash: s.recent_blockhash.to_string(),
+        }))
+    }
+
+    async fn get_peers(
+        &self,
+        _: Request<GetPeersRequest>,
+    ) -> Result<Response<GetPeersResponse>, Status> {
+        let infos = self.net.peers().await.unwrap_or_default();
+        let views = self
+            .shared
+            .peers
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_default();
+        let mut peers = Vec::new();
+        for (key, stake) in &self.shared.stakes {
+            if *key == self.shared.identity {
+                continue;
+            }
+            let view = views.get(key).cloned().unwrap_or_default();
+            let info = infos.iter().find(|i| i.pubkey == *key);
+            peers.push(Peer {
+                identity: key.to_address(),
+                libp2p_address: if view.gossip_addr.is_empty() {
+                    info.and_then(|i| i.addresses.first())
+                        .map(|a| a.to_string())
+                        .unwrap_or_default()
+                } else {
+                    view.gossip_addr.clone()
+                },
+                shred_address: view.shred_addr.map(|a| a.to_string()).unwrap_or_default(),
+                rpc_address: view.rpc_addr.clone(),
+                stake: *stake,
+                last_slot: view.latest_slot,
+                rtt_ms: info
+                    .and_then(|i| i.rtt)
+                    .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+                connected: info.is_some_and(|i| i.connected) || view.connected,
+                clock_skew_ms: view.clock_skew_ms,
+                version: view.version.clone(),
+            });
+        }
+        Ok(Response::new(GetPeersResponse {
+            peers,
+            total_stake: self.shared.total_stake(),
+        }))
+    }
+
+    async fn get_votes(
+        &self,
+        request: Request<GetVotesRequest>,
+    ) -> Result<Response<GetVotesResponse>, Status> {
+        let slot = request.into_inner().slot;
+        let stored = self.ask(|reply| Query::Votes { slot, reply }).await?;
+        if stored.is_empty() {
+            return Err(Status::not_found(format!("no votes seen for slot {slot}")));
+        }
+        let mut votes = Vec::new();
+        let mut voted = 0;
+        for (bytes, stake) in stored {
+            let Ok(v) = SignedVote::from_bytes(&bytes) else {
+                continue;
+            };
+            voted += stake;
+            votes.push(VoteInfo {
+                voter: v.vote.voter.to_address(),
+                stake,
+                slot: v.vote.slot,
+                block_id: v.vote.block_id.to_string(),
+                bank_hash: v.vote.bank_hash.to_string(),
+                confirmation_count: v.vote.confirmation_count,
+                root: v.vote.root,
+                timestamp_ms: v.vote.timestamp_ms,
+                signature: v.signature.to_string(),
+                signed_vote: bytes,
+            });
+        }
+        Ok(Response::new(GetVotesResponse {
+            slot,
+            votes,
+            total_stake: self.shared.total_stake(),
+            voted_stake: voted,
+        }))
+    }
+
+    async fn get_leader_schedule(
+        &self,
+        request: Request<GetLeaderScheduleRequest>,
+    ) -> Result<Response<GetLeaderScheduleResponse>, Status> {
+        let g = &self.shared.genesis;
+        let epoch = request
+            .into_inner()
+            .epoch
+            .unwrap_or_else(|| self.shared.clock_slot() / g.slots_per_epoch.max(1));
+        let schedule = self
+            .ask(|reply| Query::Schedule { epoch, reply })
+            .await?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "the node cannot compute the schedule of epoch {epoch}"
+                ))
+            })?;
+        let mut runs: Vec<LeaderRun> = Vec::new();
+        for slot in schedule.first_slot()..=schedule.last_slot() {
+            let Some(leader) = schedule.leader_at(slot) else {
+                continue;
+            };
+            let address = leader.to_address();
+            match runs.last_mut() {
+                Some(run) if run.leader == address && run.start_slot + run.slot_count == slot => {
+                    run.slot_count += 1
+                }
+                _ => runs.push(LeaderRun {
+                    leader: address,
+                    start_slot: slot,
+                    slot_count: 1,
+                }),
+            }
+        }
+        Ok(Response::new(GetLeaderScheduleResponse {
+            epoch,
+            first_slot: schedule.first_slot(),
+            slots_per_epoch: g.slots_per_epoch,
+            slots_per_rotation: g.leader_slots_per_rotation,
+            runs,
+        }))
+    }
+
+    async fn get_block(
+        &self,
+        request: Request<GetBlockRequest>,
+    ) -> Result<Response<GetBlockResponse>, Status> {
+        let r = request.into_inner();
+        let slot = r.slot;
+        let (block, bank_hash) = self
+            .ask(|reply| Query::Block { slot, reply })
+            .await?
+            .ok_or_else(|| Status::not_found(format!("no block at slot {slot}")))?;
+        Ok(Response::new(GetBlockResponse {
+            block: Some(self.summary(&block, bank_hash, self.level_of(slot))),
+            block_bytes: if r.summary_only {
+                Vec::new()
+            } else {
+                block.to_bytes()
+            },
+        }))
+    }
+
+    type StreamBlocksStream = BlockStream;
+
+    async fn stream_blocks(
+        &self,
+        request: Request<StreamBlocksRequest>,
+    ) -> Result<Response<BlockStream>, Status> {
+        let r = request.into_inner();
+        let wanted = match r.commitment() {
+            Commitment::Unspecified => Commitment::Confirmed,
+            c => c,
+        };
+        let mut events = self.shared.block_events.subscribe();
+        let service = self.clone();
+        let (tx, rx) = mpsc::channel::<Result<StreamBlocksResponse, Status>>(64);
+        tokio::spawn(async move {
+            let mut next = r.from_slot;
+            loop {
+                // Send every stored block up to the level's slot, then wait for more.
+                let s = service.shared.status();
+                let upto = match wanted {
+                    Commitment::Processed => s.processed.slot,
+                    Commitment::Finalized => s.finalized.slot,
+                    _ => s.confirmed.slot,
+                };
+                while next <= upto {
+                    let slot = next;
+                    next += 1;
+                    let Ok(Some((block, hash))) =
+                        service.ask(|reply| Query::Block { slot, reply }).await
+                    else {
+                        continue;
+                    };
+                    let item = StreamBlocksResponse {
+                        block: Some(service.summary(&block, hash, wanted)),
+                    };
+                    if tx.send(Ok(item)).await.is_err() {
+                        return;
+                    }
+                }
+                // Wake when a block reaches the level asked for (or events were missed).
+                loop {
+                    match events.recv().await {
+                        Ok(ev) if ev.level == wanted && ev.slot >= next => break,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn submit_transactions(
+        &self,
+        request: Request<SubmitTransactionsRequest>,
+    ) -> Result<Response<SubmitTransactionsResponse>, Status> {
+        let raw = request.into_inner().transactions;
+        if raw.len() > bb_rpc::MAX_SUBMIT_TRANSACTIONS {
+            return Err(Status::invalid_argument(format!(
+                "{} transactions in one call; the limit is {}",
+                raw.len(),
+                bb_rpc::MAX_SUBMIT_TRANSACTIONS
+            )));
+        }
+        let mut results = Vec::with_capacity(raw.len());
+        let mut good = Vec::new();
+        for bytes in raw {
+            match Transaction::from_bytes(&bytes) {
+                Err(e) => results.push(TransactionResult {
+                    signature: String::new(),
+                    accepted: false,
+                    reason: e.to_string(),
+                }),
+                Ok(tx) => {
+                    let check = self
+                        .ask(|reply| Query::CheckTransaction { tx, reply })
+                        .await?;
+                    results.push(TransactionResult {
+                        signature: tx.signature.to_string(),
+                        accepted: check.is_ok(),
+                        reason: check.err().unwrap_or_default(),
+                    });
+                    if results.last().is_some_and(|r| r.accepted) {
+                        good.push(tx);
+                    }
+                }
+            }
+        }
+        let mut forwarded_to = Vec::new();
+        if !good.is_empty() {
+            for chunk in good.chunks(300) {
+                let to = crate::gossip::forward_transactions(
+                    &self.net,
+                    &self.shared,
+                    &self.engine,
+                    chunk.to_vec(),
+                )
+                .await;
+                for l in to {
+                    let a = l.to_address();
+                    if !forwarded_to.contains(&a) {
+                        forwarded_to.push(a);
+                    }
+                }
+            }
+        }
+        Ok(Response::new(SubmitTransactionsResponse {
+            results,
+            forwarded_to,
+        }))
+    }
+
+    async fn get_balance(
+        &self,
+        request: Request<GetBalanceRequest>,
+    ) -> Result<Response<GetBalanceResponse>, Status> {
+        let r = request.into_inner();
+        let who: Pubkey = r.address.parse().map_err(|e| {
+            Status::invalid_argument(format!("'{}' is not an address: {e}", r.address))
+        })?;
+        let level = match r.commitment() {
+            Commitment::Unspecified => Commitment::Finalized,
+            c => c,
+        };
+        let (balance, slot) = self
+            .ask(|reply| Query::Balance { who, level, reply })
+            .await?;
+        Ok(Response::new(GetBalanceResponse {
+            balance,
+            slot,
+            commitment: level.into(),
+        }))
+    }
+}

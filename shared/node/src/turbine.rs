@@ -1,0 +1,205 @@
+//! Turbine over UDP: the leader shreds its block and sends each shred to the root of that
+//! shred's tree; every node checks what it receives, retransmits to its children, rebuilds
+//! missing shreds from any 32 of a set, and hands complete blocks to the engine.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bb_core::{Block, Canonical, Keypair, Pubkey, Slot};
+use bb_turbine::{BlockAssembler, Insert, RetransmitTree, Shred, ShredKind, Shredder};
+use rand::RngExt;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::engine::EngineMsg;
+use crate::fault::Faults;
+use crate::state::Shared;
+
+/// How long after its last contact a peer still counts as present in the tree.
+const PRESENT_FOR: Duration = Duration::from_secs(10);
+/// Slots ahead of the clock (or behind the newest) an assembler is kept for.
+const SLOT_WINDOW: u64 = 512;
+
+/// The UDP side of one node.
+pub struct Turbine {
+    pub socket: Arc<UdpSocket>,
+    pub shared: Arc<Shared>,
+    pub identity: Keypair,
+    pub fanout: usize,
+    pub faults: Faults,
+    pub engine: mpsc::Sender<EngineMsg>,
+}
+
+impl Turbine {
+    /// The tree over the validators present now: staked validators whose contact info is
+    /// fresh, and this node.
+    fn tree(&self) -> RetransmitTree {
+        let now = Instant::now();
+        let peers = self
+            .shared
+            .peers
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_default();
+        let nodes: Vec<(Pubkey, u64)> = self
+            .shared
+            .stakes
+            .iter()
+            .filter(|(k, _)| {
+                **k == self.shared.identity
+                    || peers.get(k).is_some_and(|p| {
+                        p.shred_addr.is_some()
+                            && p.last_contact
+                                .is_some_and(|t| now.duration_since(t) < PRESENT_FOR)
+                    })
+            })
+            .map(|(k, s)| (*k, *s))
+            .collect();
+        RetransmitTree::new(&nodes, self.fanout)
+    }
+
+    fn addr_of(&self, who: &Pubkey) -> Option<SocketAddr> {
+        self.shared.peers.read().ok()?.get(who)?.shred_addr
+    }
+
+    async fn send(&self, bytes: &[u8], to: SocketAddr) {
+        self.shared.metrics.sent("shred");
+        if let Err(e) = self.socket.send_to(bytes, to).await {
+            debug!(%to, "sending a shred: {e}");
+        }
+    }
+
+    /// Shreds our block and sends every shred to its tree's root.
+    pub async fn broadcast(&self, block: Arc<Block>) {
+        if let Some(d) = self.faults.delay {
+            tokio::time::sleep(d).await;
+        }
+        let slot = block.header.slot;
+        let shredder = Shredder::new(self.identity.clone());
+        let bytes = block.to_bytes();
+        let sets = match tokio::task::block_in_place(|| {
+            shredder.shred(slot, block.header.parent_slot, &bytes)
+        }) {
+            Ok(sets) => sets,
+            Err(e) => {
+                warn!(slot, "cannot shred our block: {e}");
+                return;
+            }
+        };
+        let tree = self.tree();
+        let me = self.identity.pubkey();
+        for set in &sets {
+            for shred in set.shreds() {
+                if let Some(root) = tree.first_hop(&me, slot, shred.index(), shred.kind())
+                    && let Some(addr) = self.addr_of(&root)
+                {
+                    self.send(shred.as_bytes(), addr).await;
+                }
+            }
+        }
+    }
+
+    /// Receives shreds until the socket fails.
+    pub async fn receive(self: Arc<Self>) {
+        let mut buf = vec![0u8; 2048];
+        let mut assemblers: BTreeMap<Slot, BlockAssembler> = BTreeMap::new();
+        let me = self.identity.pubkey();
+        loop {
+            let (len, _from) = match self.socket.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!("shred socket: {e}");
+                    continue;
+                }
+            };
+            if self.faults.drop_shreds > 0.0
+                && rand::rng().random::<f64>() < self.faults.drop_shreds
+            {
+                continue;
+            }
+            let bytes = &buf[..len];
+            let shred = match Shred::from_bytes(bytes) {
+                Ok(s) => s,
+                Err(_) => {
+                    self.shared.metrics.shreds_invalid.inc();
+                    continue;
+                }
+            };
+            let slot = shred.slot();
+            let clock = self.shared.clock_slot();
+            if slot + SLOT_WINDOW < clock || slot > clock + 2 {
+                self.shared.metrics.shreds_invalid.inc();
+                continue;
+            }
+            let Some(leader) = self.shared.leader_of(slot) else {
+                continue;
+            };
+            if leader == me {
+                continue;
+            }
+            let assembler = assemblers
+                .entry(slot)
+                .or_insert_with(|| BlockAssembler::new(slot, leader));
+            let result = tokio::task::block_in_place(|| assembler.insert_shred(&shred));
+            match result {
+                Ok(Insert::Duplicate) => {}
+                Ok(Insert::Accepted {
+                    id: _,
+                    recovered,
+                    block,
+                }) => {
+                    self.shared.metrics.shreds_received.inc();
+                    self.shared.metrics.received("shred");
+                    self.shared
+                        .metrics
+                        .shreds_recovered
+                        .inc_by(recovered.len() as u64);
+                    let tree = self.tree();
+                    self.retransmit(&tree, &leader, &shred).await;
+                    for r in &recovered {
+                        self.retransmit(&tree, &leader, r).await;
+                    }
+                    if let Some(block_bytes) = block {
+                        match Block::from_bytes(&block_bytes) {
+                            Ok(b) => {
+                                let _ = self
+                                    .engine
+                                    .send(EngineMsg::Block {
+                                        block: Arc::new(b),
+                                        from: None,
+                                    })
+                                    .await;
+                            }
+                            Err(e) => warn!(slot, "a signed, complete block does not decode: {e}"),
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.shared.metrics.shreds_invalid.inc();
+                    debug!(slot, "shred refused: {e}");
+                }
+            }
+            // Forget slots far behind the clock: memory stays bounded.
+            let horizon = clock.saturating_sub(SLOT_WINDOW);
+            if assemblers
+                .first_key_value()
+                .is_some_and(|(s, _)| *s < horizon)
+            {
+                assemblers = assemblers.split_off(&horizon);
+            }
+        }
+    }
+
+    async fn retransmit(&self, tree: &RetransmitTree, leader: &Pubkey, shred: &Shred) {
+        let kind: ShredKind = shred.kind();
+        let me = self.identity.pubkey();
+        for child in tree.children(leader, shred.slot(), shred.index(), kind, &me) {
+            if let Some(addr) = self.addr_of(&child) {
+                self.send(shred.as_bytes(), addr).await;
+            }
+        }
+    }
+}
