@@ -7,12 +7,16 @@
 //! - [`keyfile`]: reading and writing Ed25519 key files (mode 0600, never overwritten
 //!   unless asked).
 //! - [`prompt`]: yes/no questions, only when a person is at the terminal.
+//! - [`table`]: tables in one look for every tool.
+//! - [`progress`]: progress through named stages, on stderr, silent under `--json`.
 //!
 //! This crate holds no protocol logic and never talks to a node by itself.
 
 pub mod keyfile;
 pub mod output;
+pub mod progress;
 pub mod prompt;
+pub mod table;
 
 use std::process::ExitCode;
 
