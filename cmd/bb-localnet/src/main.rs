@@ -1,5 +1,22 @@
 //! `bb-localnet`: run bb clusters on one machine.
+//!
+//! - `up`, `status`, `down`, `kill`, `start`, `restart`, `logs`: a localnet of real
+//!   `bb-validator` processes, with its keys, genesis, ledgers, logs and a manifest in one
+//!   directory (see [`manifest`] for the layout).
+//! - `sim`: the deterministic simulator (one process, simulated network and clock).
+//!
+//! The process handling never kills by name: only pids from the manifest, and only
+//! while they are still the node's process (see [`process`]).
 
+mod manage;
+mod manifest;
+mod ports;
+mod process;
+mod signals;
+mod up;
+mod watch;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,7 +29,7 @@ use clap::{Parser, Subcommand};
     name = "bb-localnet",
     version,
     about = "Run bb clusters on one machine",
-    after_help = "Example:\n  bb-localnet sim --nodes 16 --slots 300 --seed 7 --loss 0.05"
+    after_help = "Examples:\n  bb-localnet up --nodes 3\n  bb-localnet status\n  bb-localnet kill --node 1 && bb-localnet start --node 1\n  bb-localnet down\n  bb-localnet sim --nodes 16 --slots 300 --seed 7 --loss 0.05"
 )]
 struct Cli {
     /// Print results as JSON.
@@ -22,8 +39,46 @@ struct Cli {
     command: Command,
 }
 
+/// `--dir D`: where the localnet lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DirArg {
+    /// The localnet directory.
+    #[arg(long, value_name = "D", default_value = "./.bb-localnet")]
+    pub dir: PathBuf,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Start a localnet: keys, a genesis and N bb-validator processes; watch them until
+    /// Ctrl-C (or --detach).
+    #[command(after_help = up::UP_HELP)]
+    Up(up::UpArgs),
+    /// Show every node: pid, whether it runs, slots, peers, leader.
+    #[command(
+        after_help = "Examples:\n  bb-localnet status\n  bb-localnet status --dir /tmp/net --json"
+    )]
+    Status(manage::StatusArgs),
+    /// Stop every node (SIGTERM, then SIGKILL after 10 s). Keys, genesis, ledgers and logs
+    /// stay in the directory.
+    #[command(after_help = "Example:\n  bb-localnet down --dir /tmp/net")]
+    Down(manage::DownArgs),
+    /// Stop one node abruptly (default SIGKILL, a crash) or cleanly (--signal term).
+    #[command(
+        after_help = "Examples:\n  bb-localnet kill --node 1\n  bb-localnet kill --node 2 --signal term"
+    )]
+    Kill(manage::KillArgs),
+    /// Start a stopped node again with the arguments in the manifest (its ledger and
+    /// tower are kept); waits until its gRPC API answers.
+    #[command(after_help = "Example:\n  bb-localnet start --node 1")]
+    Start(manage::StartArgs),
+    /// Stop a node cleanly and start it again.
+    #[command(after_help = "Example:\n  bb-localnet restart --node 0")]
+    Restart(manage::StartArgs),
+    /// Print a node's log (stdout and stderr of every run).
+    #[command(
+        after_help = "Examples:\n  bb-localnet logs --node 0\n  bb-localnet logs --node 2 -n 50 -f"
+    )]
+    Logs(manage::LogsArgs),
     /// Simulate a cluster deterministically: real bank, tower and fork choice over a
     /// simulated network and clock. The same arguments always print the same bytes.
     #[command(after_help = SIM_HELP)]
@@ -99,9 +154,24 @@ fn main() -> ExitCode {
     bb_cli::run(|cli: Cli| {
         let out = Output::new(cli.json);
         match cli.command {
+            Command::Up(args) => up::up(out, args),
+            Command::Status(args) => manage::status(out, args),
+            Command::Down(args) => manage::down(out, args),
+            Command::Kill(args) => manage::kill(out, args),
+            Command::Start(args) => manage::start(out, args),
+            Command::Restart(args) => manage::restart(out, args),
+            Command::Logs(args) => manage::logs(out, args),
             Command::Sim(args) => sim(out, args),
         }
     })
+}
+
+/// A single-threaded tokio runtime for the commands that talk to nodes.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn sim(out: Output, a: SimArgs) -> anyhow::Result<u8> {
