@@ -1,6 +1,6 @@
 //! bb-inspect as a user meets it: the real binary, real exit codes, one-line errors.
-//! The tests here need no running node; the one that does is `#[ignore]`d until
-//! bb-validator exists (run it with `cargo test -p bb-inspect -- --ignored`).
+//! Most tests here need no running node; the last one starts a real 3-node localnet
+//! (bb-validator and bb-localnet must be built: `cargo test --workspace` builds them).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -256,7 +256,6 @@ impl Drop for Localnet {
 }
 
 #[test]
-#[ignore = "needs bb-validator; run with --ignored"]
 fn a_live_three_node_localnet_is_inspected_end_to_end() {
     let net = Localnet::up(3);
     let finalized = net.wait_finalized(5, Duration::from_secs(120));

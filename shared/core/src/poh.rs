@@ -316,7 +316,10 @@ mod tests {
         );
 
         let (start, mut entries) = chain();
-        let i = entries.iter().position(|e| e.transactions.len() >= 2).unwrap();
+        let i = entries
+            .iter()
+            .position(|e| e.transactions.len() >= 2)
+            .unwrap();
         entries[i].transactions.pop();
         assert_eq!(
             verify_entries_parallel(&start, &entries, 100),

@@ -491,8 +491,10 @@ impl Validator {
                 let root_bank = self.forks.root_bank();
                 if root_bank.epoch() != self.stake_weights.epoch {
                     self.stake_weights = StakeWeights::of_root(&root_bank);
-                    // Keep the schedules still needed: this epoch's and later.
-                    self.schedules = self.schedules.split_off(&root_bank.epoch());
+                    // Schedules are small (one leader per rotation): keep the last 64
+                    // epochs' for queries, since a root bank only knows recent stakes.
+                    let keep_from = root_bank.epoch().saturating_sub(64);
+                    self.schedules = self.schedules.split_off(&keep_from);
                 }
                 out.push(Output::Rooted {
                     changes: Box::new(changes),

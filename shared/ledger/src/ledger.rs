@@ -491,7 +491,9 @@ impl Ledger {
         self.write(CONTEXT, |txn| {
             let mut table = txn.open_table(VOTES).during(CONTEXT)?;
             for (slot, voter, vote) in votes {
-                table.insert((*slot, voter), vote.as_slice()).during(CONTEXT)?;
+                table
+                    .insert((*slot, voter), vote.as_slice())
+                    .during(CONTEXT)?;
             }
             Ok(())
         })
@@ -1027,7 +1029,11 @@ mod tests {
     #[test]
     fn votes_in_a_batch_land_together() {
         let (_dir, ledger) = open_temp();
-        let batch = vec![(4, [1; 32], vec![1, 2]), (4, [2; 32], vec![3]), (5, [1; 32], vec![4])];
+        let batch = vec![
+            (4, [1; 32], vec![1, 2]),
+            (4, [2; 32], vec![3]),
+            (5, [1; 32], vec![4]),
+        ];
         ledger.put_votes(&batch).unwrap();
         assert_eq!(ledger.votes_for_slot(4).unwrap().len(), 2);
         assert_eq!(ledger.votes_for_slot(5).unwrap(), vec![([1; 32], vec![4])]);

@@ -36,6 +36,8 @@ pub enum EngineMsg {
     /// Transactions for our leader slots (Gulf Stream).
     Transactions(Vec<Transaction>),
     Query(Query),
+    /// Flush and stop, even if other tasks still hold senders.
+    Shutdown,
 }
 
 /// Questions the RPC and repair paths ask.
@@ -154,12 +156,18 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Runs until every sender is gone.
+    /// Runs until told to shut down or every sender is gone.
     pub fn run(mut self, mut inbox: mpsc::Receiver<EngineMsg>) {
-        while let Some(msg) = inbox.blocking_recv() {
+        'outer: while let Some(msg) = inbox.blocking_recv() {
+            if matches!(msg, EngineMsg::Shutdown) {
+                break;
+            }
             self.handle(msg);
             // Drain what queued meanwhile before publishing the view once.
             while let Ok(msg) = inbox.try_recv() {
+                if matches!(msg, EngineMsg::Shutdown) {
+                    break 'outer;
+                }
                 self.handle(msg);
             }
             self.publish_status();
@@ -200,6 +208,7 @@ impl Engine {
                 }
             }
             EngineMsg::Query(q) => self.answer(q),
+            EngineMsg::Shutdown => {}
         }
     }
 

@@ -188,10 +188,18 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     shutdown.await;
     info!("shutting down");
     let _ = stop_rpc.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), rpc_task).await;
+    let rpc_abort = rpc_task.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(3), rpc_task)
+        .await
+        .is_err()
+    {
+        // Clients holding connections open must not keep the node alive.
+        rpc_abort.abort();
+    }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
-    net.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), net.shutdown()).await;
+    let _ = engine_tx.send(EngineMsg::Shutdown).await;
     drop(engine_tx);
     drop(turbine);
     // The engine thread ends once every sender is gone; it flushes what it holds.

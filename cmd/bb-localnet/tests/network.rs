@@ -1,0 +1,380 @@
+//! The running network, as a newcomer gets it from `bb-localnet up`: real validator
+//! processes, real sockets, real ledgers. Each test starts its own localnet in a
+//! temporary directory and always takes it down (also when an assertion fails).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use bb_rpc::NodeClient;
+use serde_json::Value;
+
+fn bin(name: &str) -> PathBuf {
+    let localnet = PathBuf::from(env!("CARGO_BIN_EXE_bb-localnet"));
+    let path = localnet.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo build -p {name})",
+        path.display()
+    );
+    path
+}
+
+/// A localnet that is taken down when dropped.
+struct Localnet {
+    dir: tempfile::TempDir,
+}
+
+impl Localnet {
+    fn up(args: &[&str]) -> Localnet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let net = Localnet { dir };
+        // bb-localnet finds bb-validator next to itself.
+        let _ = bin("bb-validator");
+        let out = net.run(&[&["up", "--detach"], args].concat());
+        assert!(
+            out.status.success(),
+            "bb-localnet up failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            net.logs()
+        );
+        net
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(bin("bb-localnet"))
+            .args(args)
+            .arg("--dir")
+            .arg(self.dir.path())
+            .output()
+            .expect("bb-localnet runs")
+    }
+
+    fn manifest(&self) -> Value {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("manifest.json")).expect("manifest");
+        serde_json::from_str(&text).expect("manifest is JSON")
+    }
+
+    fn rpc_urls(&self) -> Vec<String> {
+        self.manifest()["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["rpc_url"].as_str().expect("rpc_url").to_string())
+            .collect()
+    }
+
+    fn metrics_url(&self, node: usize) -> String {
+        self.manifest()["nodes"][node]["metrics_url"]
+            .as_str()
+            .expect("metrics_url")
+            .to_string()
+    }
+
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        for entry in std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let log = entry.path().join("validator.log");
+            if let Ok(text) = std::fs::read_to_string(&log) {
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                all.push_str(&format!("--- {} ---\n", log.display()));
+                for l in tail.into_iter().rev() {
+                    all.push_str(l);
+                    all.push('\n');
+                }
+            }
+        }
+        all
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Localnet {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn client(url: &str) -> NodeClient {
+    NodeClient::connect(url, Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Polls until `cond` holds or the timeout passes; returns whether it held.
+async fn wait_for<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    false
+}
+
+async fn finalized(url: &str) -> u64 {
+    match NodeClient::connect(url, Duration::from_secs(2)).await {
+        Ok(c) => c
+            .status()
+            .await
+            .ok()
+            .and_then(|s| s.finalized)
+            .map_or(0, |f| f.slot),
+        Err(_) => 0,
+    }
+}
+
+async fn metric(url: &str, name: &str) -> Option<f64> {
+    // The metrics endpoint is plain HTTP; read it with a raw TCP request.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()?
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn three_nodes_finalize_the_same_chain_through_two_epochs() {
+    let net = Localnet::up(&["--nodes", "3", "--epoch-slots", "32"]);
+    let urls = net.rpc_urls();
+    runtime().block_on(async {
+        // Two epoch boundaries (slots 32 and 64) and 20+ finalized slots.
+        let ok = wait_for(Duration::from_secs(120), || async {
+            let mut all = true;
+            for u in &urls {
+                all &= finalized(u).await >= 70;
+            }
+            all
+        })
+        .await;
+        assert!(
+            ok,
+            "the localnet did not finalize slot 70 in time\n{}",
+            net.logs()
+        );
+
+        let clients: Vec<NodeClient> = futures_join(&urls).await;
+        // Identical bank hashes at the same finalized slots on every node.
+        let mut checked = 0;
+        let mut leaders = Vec::new();
+        for slot in 1..=60 {
+            let mut hashes = Vec::new();
+            for c in &clients {
+                match c.block(slot).await {
+                    Ok(b) => {
+                        let s = b.block.expect("summary");
+                        hashes.push((s.block_id.clone(), s.bank_hash.clone()));
+                        if leaders.last() != Some(&s.leader) {
+                            leaders.push(s.leader.clone());
+                        }
+                    }
+                    Err(e) if e.is_not_found() => hashes.push((String::new(), None)),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            if hashes[0].0.is_empty() {
+                continue;
+            }
+            assert!(
+                hashes.iter().all(|h| h == &hashes[0]),
+                "slot {slot}: nodes disagree: {hashes:?}"
+            );
+            checked += 1;
+        }
+        assert!(
+            checked >= 20,
+            "only {checked} blocks checked\n{}",
+            net.logs()
+        );
+        assert!(leaders.len() >= 10, "only {} leader changes", leaders.len());
+
+        // Every validator's vote is on record for a finalized slot.
+        let votes = clients[0].votes(40).await.expect("votes for slot 40");
+        let voters: std::collections::BTreeSet<String> =
+            votes.votes.iter().map(|v| v.voter.clone()).collect();
+        assert_eq!(voters.len(), 3, "voters at slot 40: {voters:?}");
+
+        // Every node computes the same schedule for each epoch.
+        for epoch in 0..=3 {
+            let mut schedules = Vec::new();
+            for c in &clients {
+                let s = c.schedule(Some(epoch)).await.expect("schedule");
+                schedules.push(
+                    s.runs
+                        .iter()
+                        .map(|r| (r.leader.clone(), r.start_slot, r.slot_count))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            assert!(
+                schedules.iter().all(|s| s == &schedules[0]),
+                "epoch {epoch} schedules differ"
+            );
+        }
+
+        // Every node lists the other two, connected, with a round-trip time.
+        for c in &clients {
+            let peers = c.peers().await.expect("peers").peers;
+            assert_eq!(peers.len(), 2, "{peers:?}");
+            assert!(
+                peers.iter().all(|p| p.connected && p.rtt_ms.is_some()),
+                "{peers:?}"
+            );
+        }
+    });
+}
+
+async fn futures_join(urls: &[String]) -> Vec<NodeClient> {
+    let mut out = Vec::new();
+    for u in urls {
+        out.push(client(u).await);
+    }
+    out
+}
+
+#[test]
+fn a_killed_leader_is_skipped_and_rejoins_without_double_voting() {
+    let net = Localnet::up(&["--nodes", "3"]);
+    let urls = net.rpc_urls();
+    runtime().block_on(async {
+        let ok = wait_for(Duration::from_secs(60), || async {
+            finalized(&urls[1]).await >= 5
+        })
+        .await;
+        assert!(ok, "no finalization before the kill\n{}", net.logs());
+        // Kill the node that leads next.
+        let status = client(&urls[0]).await.status().await.expect("status");
+        let leader = status.leader.clone();
+        let victim = net.manifest()["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .position(|n| n["identity"].as_str() == Some(leader.as_str()))
+            .unwrap_or(1);
+        let out = net.run(&["kill", "--node", &victim.to_string(), "--signal", "kill"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let others: Vec<&String> = urls
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != victim)
+            .map(|(_, u)| u)
+            .collect();
+        let before = finalized(others[0]).await;
+        let ok = wait_for(Duration::from_secs(60), || async {
+            finalized(others[0]).await >= before + 10
+        })
+        .await;
+        assert!(
+            ok,
+            "the others stopped finalizing without node {victim}\n{}",
+            net.logs()
+        );
+
+        let out = net.run(&["start", "--node", &victim.to_string()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // It catches up and votes again.
+        let target = finalized(others[0]).await;
+        let ok = wait_for(Duration::from_secs(90), || async {
+            finalized(&urls[victim]).await >= target
+        })
+        .await;
+        assert!(
+            ok,
+            "node {victim} did not catch up to {target}\n{}",
+            net.logs()
+        );
+        let votes_before = metric(&net.metrics_url(victim), "bb_votes_cast_total")
+            .await
+            .unwrap_or(0.0);
+        let ok = wait_for(Duration::from_secs(30), || async {
+            metric(&net.metrics_url(victim), "bb_votes_cast_total")
+                .await
+                .unwrap_or(0.0)
+                > votes_before + 3.0
+        })
+        .await;
+        assert!(
+            ok,
+            "node {victim} does not vote after restart\n{}",
+            net.logs()
+        );
+        // No honest node ever saw two different votes from anyone for one slot.
+        for (i, _) in urls.iter().enumerate() {
+            let dv = metric(&net.metrics_url(i), "bb_double_votes_seen_total")
+                .await
+                .unwrap_or(0.0);
+            assert_eq!(dv, 0.0, "node {i} saw a double vote");
+        }
+    });
+}
+
+#[test]
+fn blocks_complete_with_a_third_of_shreds_dropped_everywhere() {
+    let net = Localnet::up(&[
+        "--nodes",
+        "3",
+        "--fault",
+        "0=drop-shreds:0.33",
+        "--fault",
+        "1=drop-shreds:0.33",
+        "--fault",
+        "2=drop-shreds:0.33",
+    ]);
+    let urls = net.rpc_urls();
+    runtime().block_on(async {
+        let ok = wait_for(Duration::from_secs(90), || async {
+            let mut all = true;
+            for u in &urls {
+                all &= finalized(u).await >= 10;
+            }
+            all
+        })
+        .await;
+        assert!(ok, "no finalization with 33% shred loss\n{}", net.logs());
+        // Blocks arrived by Turbine, rebuilt from partial sets, not only by repair.
+        let recovered = metric(&net.metrics_url(0), "bb_shreds_recovered_total")
+            .await
+            .unwrap_or(0.0);
+        assert!(recovered > 0.0);
+    });
+    let _ = net.dir();
+}
