@@ -6,6 +6,7 @@
 //! stake in one round, or 60% in each of two) would count too.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bb_core::{Hash, Pubkey, SignedVote, Slot};
 
@@ -45,8 +46,9 @@ pub enum VoteOutcome {
 
 #[derive(Debug, Clone, Default)]
 struct SlotVotes {
-    /// The first vote seen from each voter in this slot, and its stake.
-    by_voter: HashMap<Pubkey, (SignedVote, u64)>,
+    /// The first vote seen from each voter in this slot, and its stake. Shared, not
+    /// copied: a vote reaches every node, and a simulator holds thousands of nodes.
+    by_voter: HashMap<Pubkey, (Arc<SignedVote>, u64)>,
     stake_by_block: HashMap<Hash, u64>,
 }
 
@@ -63,7 +65,7 @@ impl VoteTracker {
     }
 
     /// Adds a vote whose signature the caller has checked, with the voter's stake.
-    pub fn add(&mut self, vote: SignedVote, stake: u64) -> VoteOutcome {
+    pub fn add(&mut self, vote: Arc<SignedVote>, stake: u64) -> VoteOutcome {
         let slot = vote.vote.slot;
         if slot < self.horizon {
             return VoteOutcome::TooOld;
@@ -72,12 +74,13 @@ impl VoteTracker {
         match entry.by_voter.get(&vote.vote.voter) {
             Some((first, _)) if first.vote.block_id == vote.vote.block_id => VoteOutcome::Duplicate,
             Some((first, _)) => VoteOutcome::Conflict(Box::new(DoubleVote {
-                first: *first,
-                second: vote,
+                first: **first,
+                second: *vote,
             })),
             None => {
-                entry.by_voter.insert(vote.vote.voter, (vote, stake));
-                *entry.stake_by_block.entry(vote.vote.block_id).or_default() += stake;
+                let (voter, block) = (vote.vote.voter, vote.vote.block_id);
+                entry.by_voter.insert(voter, (vote, stake));
+                *entry.stake_by_block.entry(block).or_default() += stake;
                 VoteOutcome::New
             }
         }
@@ -107,7 +110,7 @@ impl VoteTracker {
         let mut v: Vec<(SignedVote, u64)> = self
             .slots
             .get(&slot)
-            .map(|s| s.by_voter.values().copied().collect())
+            .map(|s| s.by_voter.values().map(|(v, st)| (**v, *st)).collect())
             .unwrap_or_default();
         v.sort_by_key(|(sv, _)| sv.vote.voter);
         v
@@ -129,8 +132,8 @@ mod tests {
     use super::*;
     use bb_core::{Keypair, Vote};
 
-    fn vote(k: &Keypair, slot: Slot, block: u8) -> SignedVote {
-        Vote {
+    fn vote(k: &Keypair, slot: Slot, block: u8) -> Arc<SignedVote> {
+        Arc::new(Vote {
             voter: k.pubkey(),
             slot,
             block_id: Hash([block; 32]),
@@ -139,7 +142,7 @@ mod tests {
             root: None,
             timestamp_ms: 0,
         }
-        .sign(k)
+        .sign(k))
     }
 
     #[test]

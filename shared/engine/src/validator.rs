@@ -321,13 +321,13 @@ impl Validator {
     }
 
     /// A vote arrived by gossip. The caller has checked its signature.
-    pub fn on_vote(&mut self, vote: SignedVote, from: Option<Pubkey>) -> Vec<Output> {
+    pub fn on_vote(&mut self, vote: Arc<SignedVote>, from: Option<Pubkey>) -> Vec<Output> {
         let mut out = Vec::new();
         let stake = self.stake_of(&vote.vote.voter);
         if stake == 0 {
             return out;
         }
-        if let VoteOutcome::Conflict(evidence) = self.votes.add(vote, stake) {
+        if let VoteOutcome::Conflict(evidence) = self.votes.add(vote.clone(), stake) {
             out.push(Output::DoubleVote(evidence));
         }
         self.fork_choice
@@ -457,7 +457,7 @@ impl Validator {
         .sign(&self.identity);
         self.last_vote = Some(vote);
         let stake = self.stake_of(&vote.vote.voter);
-        self.votes.add(vote, stake);
+        self.votes.add(Arc::new(vote), stake);
         self.fork_choice.add_vote(vote.vote.voter, slot, stake);
         if let Some(root) = new_root {
             self.set_root(root, out);

@@ -194,7 +194,8 @@ impl Engine {
             EngineMsg::Vote { vote, raw } => {
                 self.votes_to_store
                     .push((vote.vote.slot, vote.vote.voter.0, raw));
-                let out = self.validator.on_vote(vote, Some(vote.vote.voter));
+                let voter = vote.vote.voter;
+                let out = self.validator.on_vote(Arc::new(vote), Some(voter));
                 self.apply(out);
                 let out = self.validator.refresh_commitment();
                 self.apply(out);

@@ -443,7 +443,7 @@ impl Simulation {
                 self.with_validator(to, |v, _| v.on_block(block, Some(from_key)))
             }
             Message::Vote(vote) => {
-                self.with_validator(to, |v, _| v.on_vote(*vote, Some(from_key)));
+                self.with_validator(to, |v, _| v.on_vote(vote, Some(from_key)));
                 if !self.nodes[to].check_pending {
                     self.nodes[to].check_pending = true;
                     self.schedule(self.now + 20, Event::Check(to));
