@@ -345,9 +345,13 @@ fn a_second_up_is_refused_while_validators_run_and_ctrl_c_stops_them_all() {
     let fg_pid = fg.id();
     net.foreground = Some(fg);
     // Past the start (a Ctrl-C before the first finalized slot is an aborted start).
+    // `up` itself must have seen the first finalized slot too (it polls on its own
+    // schedule), or the Ctrl-C below would land in its startup stage.
+    let up_out = net.tmp.path().join("up.out");
     wait_for(SETTLE, "three live nodes with finalized slots", || {
         let s: Value = serde_json::from_str(&stdout(&net.run(&["status", "--json"]))).ok()?;
-        all_finalized(&s, 3).then_some(())
+        let shown = fs::read_to_string(&up_out).ok()?;
+        (all_finalized(&s, 3) && shown.contains("first finalized")).then_some(())
     });
 
     let second = net.run(&["up", "--nodes", "3", "--detach"]);
