@@ -133,16 +133,18 @@ mod tests {
     use bb_core::{Keypair, Vote};
 
     fn vote(k: &Keypair, slot: Slot, block: u8) -> Arc<SignedVote> {
-        Arc::new(Vote {
-            voter: k.pubkey(),
-            slot,
-            block_id: Hash([block; 32]),
-            bank_hash: Hash::ZERO,
-            confirmation_count: 1,
-            root: None,
-            timestamp_ms: 0,
-        }
-        .sign(k))
+        Arc::new(
+            Vote {
+                voter: k.pubkey(),
+                slot,
+                block_id: Hash([block; 32]),
+                bank_hash: Hash::ZERO,
+                confirmation_count: 1,
+                root: None,
+                timestamp_ms: 0,
+            }
+            .sign(k),
+        )
     }
 
     #[test]
