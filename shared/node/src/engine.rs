@@ -103,6 +103,7 @@ pub struct Engine {
     bank_hashes: BTreeMap<Slot, Hash>,
     recent_repairs: HashMap<Slot, Instant>,
     restoring: bool,
+    last_confirmed: Slot,
 }
 
 impl Engine {
@@ -135,6 +136,7 @@ impl Engine {
             bank_hashes: BTreeMap::new(),
             recent_repairs: HashMap::new(),
             restoring: true,
+            last_confirmed: 0,
         };
         let stored = engine.ledger.blocks_range(1..)?;
         if !stored.is_empty() {
@@ -363,6 +365,19 @@ impl Engine {
                     });
                 }
                 Output::Commitment(c) => {
+                    // Time from each newly confirmed block's slot end to now.
+                    let now = now_ms();
+                    let from = self.last_confirmed.max(c.confirmed.saturating_sub(64));
+                    for slot in (from + 1)..=c.confirmed {
+                        if self.bank_hashes.contains_key(&slot) && !self.restoring {
+                            let end = self.slot_end_ms(slot);
+                            self.shared
+                                .metrics
+                                .confirmation_seconds
+                                .observe(now.saturating_sub(end) as f64 / 1000.0);
+                        }
+                    }
+                    self.last_confirmed = self.last_confirmed.max(c.confirmed);
                     debug!(
                         processed = c.processed,
                         confirmed = c.confirmed,

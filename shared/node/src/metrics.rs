@@ -32,6 +32,7 @@ pub struct Metrics {
     pub messages_received: Family<KindLabel, Counter>,
     pub block_propagation_seconds: Histogram,
     pub vote_latency_seconds: Histogram,
+    pub confirmation_seconds: Histogram,
     pub votes_cast: Counter,
     pub blocks_produced: Counter,
     pub blocks_replayed: Counter,
@@ -60,7 +61,12 @@ impl Metrics {
             block_propagation_seconds: Histogram::new([
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2,
             ]),
-            vote_latency_seconds: Histogram::new([0.05, 0.1, 0.2, 0.4, 0.8, 1.2, 1.6, 3.2, 6.4]),
+            vote_latency_seconds: Histogram::new([
+                0.05, 0.1, 0.2, 0.4, 0.42, 0.45, 0.5, 0.6, 0.8, 1.2, 1.6, 3.2, 6.4,
+            ]),
+            confirmation_seconds: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4,
+            ]),
             votes_cast: Counter::default(),
             blocks_produced: Counter::default(),
             blocks_replayed: Counter::default(),
@@ -110,6 +116,11 @@ impl Metrics {
             "block_propagation_seconds",
             "From the end of a block's slot until this node had the whole block",
             m.block_propagation_seconds.clone(),
+        );
+        registry.register(
+            "confirmation_seconds",
+            "From the end of a block's slot until this node saw it confirmed by 2/3 of stake",
+            m.confirmation_seconds.clone(),
         );
         registry.register(
             "vote_latency_seconds",
