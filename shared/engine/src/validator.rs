@@ -224,20 +224,20 @@ impl Validator {
     /// shares, so one cache serves all forks.
     fn leader_by(&mut self, bank: &Bank, slot: Slot) -> Option<Pubkey> {
         let epoch = bank.epoch_schedule().epoch(slot);
-        if let Some(s) = self.schedules.get(&epoch) {
-            return s.leader_at(slot);
-        }
-        let schedule = Arc::new(bank.leader_schedule(epoch).ok()?);
-        self.schedules.insert(epoch, schedule.clone());
-        schedule.leader_at(slot)
+        self.cached_schedule(bank, epoch)?.leader_at(slot)
     }
 
     /// The schedule of `epoch` (None if the node cannot know it yet).
     pub fn leader_schedule(&mut self, epoch: u64) -> Option<Arc<LeaderSchedule>> {
+        let root = self.forks.root_bank();
+        self.cached_schedule(&root, epoch)
+    }
+
+    /// The cache both lookups share: computed from `bank` the first time an epoch is asked.
+    fn cached_schedule(&mut self, bank: &Bank, epoch: u64) -> Option<Arc<LeaderSchedule>> {
         if let Some(s) = self.schedules.get(&epoch) {
             return Some(s.clone());
         }
-        let bank = self.forks.root_bank();
         let schedule = Arc::new(bank.leader_schedule(epoch).ok()?);
         self.schedules.insert(epoch, schedule.clone());
         Some(schedule)

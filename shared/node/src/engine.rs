@@ -86,6 +86,16 @@ pub enum Dispatch {
     Repair { slot: Slot, hint: Option<Pubkey> },
 }
 
+/// Asks the engine thread a question and waits for the answer (`None` once it stopped).
+pub async fn ask<T>(
+    engine: &mpsc::Sender<EngineMsg>,
+    make: impl FnOnce(oneshot::Sender<T>) -> Query,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    engine.send(EngineMsg::Query(make(tx))).await.ok()?;
+    rx.await.ok()
+}
+
 /// Most transactions held for our next leader slots.
 const MAX_PENDING_TXS: usize = 100_000;
 /// Transactions per entry when producing.
@@ -507,7 +517,7 @@ impl Engine {
             Query::CheckTransaction { tx, reply } => {
                 let best = self.validator.best_slot();
                 let result = match self.validator.bank(best) {
-                    Some(bank) => check_transaction(&bank, &tx),
+                    Some(bank) => bank.check_transaction(&tx).map_err(|e| e.to_string()),
                     None => Err("the node has no bank yet".into()),
                 };
                 let _ = reply.send(result);
@@ -557,27 +567,4 @@ impl Engine {
             *s = view;
         }
     }
-}
-
-/// Whether `tx` could land on top of `bank` (signature, blockhash, funds, duplicates).
-fn check_transaction(bank: &bb_runtime::Bank, tx: &Transaction) -> Result<(), String> {
-    tx.verify().map_err(|e| format!("signature: {e}"))?;
-    if !bank.is_blockhash_valid(&tx.transfer.recent_blockhash) {
-        return Err("recent blockhash is unknown or too old".into());
-    }
-    if bank.signature_status(&tx.signature).is_some() {
-        return Err("already processed".into());
-    }
-    let needed = tx
-        .transfer
-        .amount
-        .checked_add(tx.transfer.fee)
-        .ok_or("amount + fee overflows")?;
-    let balance = bank.balance(&tx.transfer.from);
-    if balance < needed {
-        return Err(format!(
-            "insufficient funds: balance {balance}, needs {needed}"
-        ));
-    }
-    Ok(())
 }

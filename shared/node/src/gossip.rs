@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use bb_core::{Canonical, Keypair, Pubkey, SignedVote};
 use bb_net::{Acceptance, NetClient, NetEvent, Topic};
 use rand::RngExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::engine::{Dispatch, EngineMsg, Query};
+use crate::engine::{Dispatch, EngineMsg, Query, ask};
 use crate::fault::Faults;
 use crate::state::{Shared, now_ms};
 use crate::turbine::Turbine;
@@ -130,15 +130,6 @@ fn on_contact(shared: &Shared, source: Pubkey, bytes: &[u8]) -> Acceptance {
         p.last_contact = Some(Instant::now());
     }
     Acceptance::Accept
-}
-
-async fn ask<T>(
-    engine: &mpsc::Sender<EngineMsg>,
-    make: impl FnOnce(oneshot::Sender<T>) -> Query,
-) -> Option<T> {
-    let (tx, rx) = oneshot::channel();
-    engine.send(EngineMsg::Query(make(tx))).await.ok()?;
-    rx.await.ok()
 }
 
 async fn serve_request(

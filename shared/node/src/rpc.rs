@@ -35,13 +35,9 @@ fn slot_hash(s: SlotHashes) -> SlotHash {
 
 impl NodeService {
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Query) -> Result<T, Status> {
-        let (tx, rx) = oneshot::channel();
-        self.engine
-            .send(EngineMsg::Query(make(tx)))
+        crate::engine::ask(&self.engine, make)
             .await
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
-        rx.await
-            .map_err(|_| Status::unavailable("the node is shutting down"))
+            .ok_or_else(|| Status::unavailable("the node is shutting down"))
     }
 
     fn summary(

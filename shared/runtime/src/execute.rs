@@ -110,6 +110,22 @@ impl Bank {
             .collect()
     }
 
+    /// Whether `tx` would succeed on top of this bank, without executing it: the checks
+    /// execution makes, in the same order (signature, duplicate, blockhash, overflow,
+    /// funds). For screening transactions before they are forwarded to a leader.
+    pub fn check_transaction(&self, tx: &Transaction) -> Result<(), TransactionError> {
+        tx.verify()
+            .map_err(|_| TransactionError::InvalidSignature)?;
+        let ancestors = self.ancestors();
+        let checked = self.check(&ancestors, tx);
+        let needed = checked.cost?;
+        let balance = self.load(&ancestors, &checked.from);
+        if balance < needed {
+            return Err(TransactionError::InsufficientFunds { balance, needed });
+        }
+        Ok(())
+    }
+
     /// Executes transactions whose signatures were already verified (by a sigverify stage
     /// or by replay's batch check): same results as [`Bank::process_transactions_serial`].
     pub fn process_verified_transactions(&mut self, txs: &[Transaction]) -> Results {

@@ -114,6 +114,34 @@ fn checks_run_in_the_documented_order() {
     );
 }
 
+#[test]
+fn check_transaction_gives_what_execution_would_without_executing() {
+    let keys = keypairs(0..2);
+    let root = genesis_bank(&keys, 100);
+    let mut bank = child(&root, 1);
+    let (a, b) = (&keys[0], b_key(&keys));
+    let recent = root.last_blockhash();
+    let ok = Transaction::transfer(a, b, 1, 1, recent);
+    let mut forged = ok;
+    forged.transfer.amount = 2;
+    let stale = Transaction::transfer(a, b, 1, 1, hash(b"nowhere"));
+    let overflow = Transaction::transfer(a, b, u64::MAX, 1, recent);
+    let poor = Transaction::transfer(a, b, 1_000, 0, recent);
+    // Checking changes nothing: the balance is untouched until execution.
+    assert_eq!(bank.check_transaction(&ok), Ok(()));
+    assert_eq!(bank.check_transaction(&ok), Ok(()));
+    assert_eq!(bank.balance(&a.pubkey()), 100);
+    // Each check agrees with executing that transaction right after it.
+    for tx in [ok, forged, stale, overflow, poor] {
+        let expected = bank.check_transaction(&tx);
+        assert_eq!(bank.process_transactions(&[tx]), vec![expected], "{tx:?}");
+    }
+    assert_eq!(
+        bank.check_transaction(&ok),
+        Err(TransactionError::AlreadyProcessed)
+    );
+}
+
 fn b_key(keys: &[bb_core::Keypair]) -> Pubkey {
     keys[1].pubkey()
 }
