@@ -37,48 +37,48 @@ pub(crate) struct BankConfig {
 /// The state as of the root, shared by the root and all its descendants.
 #[derive(Debug, Default)]
 pub(crate) struct RootState {
-    slot: Slot,
+    pub(crate) slot: Slot,
     /// Non-zero balances only.
-    accounts: PrehashMap<Pubkey, u64>,
+    pub(crate) accounts: PrehashMap<Pubkey, u64>,
     /// Processed signatures by recent blockhash, with their slot; a blockhash's entry is
     /// dropped once it leaves the root's blockhash queue (no descendant can accept it).
-    status: HashMap<Hash, PrehashMap<Signature, Slot>>,
+    pub(crate) status: HashMap<Hash, PrehashMap<Signature, Slot>>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Frozen {
-    hash: Hash,
-    block_id: Hash,
+pub(crate) struct Frozen {
+    pub(crate) hash: Hash,
+    pub(crate) block_id: Hash,
 }
 
 /// One slot's bank. See the module documentation.
 pub struct Bank {
     pub(crate) slot: Slot,
-    parent_slot: Slot,
+    pub(crate) parent_slot: Slot,
     /// The parent's bank hash (the genesis hash for the genesis bank).
-    parent_hash: Hash,
-    epoch: Epoch,
+    pub(crate) parent_hash: Hash,
+    pub(crate) epoch: Epoch,
     /// Receives the fees: the slot's leader.
     pub(crate) collector: Pubkey,
     pub(crate) collector_key: Prehashed<Pubkey>,
     pub(crate) config: Arc<BankConfig>,
-    parent: RwLock<Option<Arc<Bank>>>,
-    root: Arc<RwLock<RootState>>,
+    pub(crate) parent: RwLock<Option<Arc<Bank>>>,
+    pub(crate) root: Arc<RwLock<RootState>>,
     /// Balances this slot wrote (zero included: it shadows the ancestors' value).
     pub(crate) accounts: PrehashMap<Pubkey, u64>,
     /// Signatures processed in this slot, with their recent blockhash.
     pub(crate) status: PrehashMap<Signature, Hash>,
     pub(crate) blockhash_queue: BlockhashQueue,
-    lt_hash: LtHash,
-    stakes: Arc<Stakes>,
+    pub(crate) lt_hash: LtHash,
+    pub(crate) stakes: Arc<Stakes>,
     /// Stakes as of the start of each recent epoch (the leader schedule's input).
-    epoch_stakes: Arc<BTreeMap<Epoch, Arc<Stakes>>>,
+    pub(crate) epoch_stakes: Arc<BTreeMap<Epoch, Arc<Stakes>>>,
     pub(crate) signature_count: u64,
     pub(crate) collected_fees: u64,
-    frozen: Option<Frozen>,
+    pub(crate) frozen: Option<Frozen>,
 }
 
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -82,6 +82,41 @@ impl BlockhashQueue {
     pub fn iter(&self) -> impl Iterator<Item = &Hash> {
         self.order.iter()
     }
+
+    /// How many hashes were ever registered, and each hash kept with its registration
+    /// height, oldest first: what rebuilds the queue exactly ([`BlockhashQueue::from_parts`]).
+    pub(crate) fn parts(&self) -> (u64, Vec<(Hash, u64)>) {
+        let entries = self
+            .order
+            .iter()
+            .map(|h| (*h, self.heights.get(h).copied().unwrap_or_default()))
+            .collect();
+        (self.height, entries)
+    }
+
+    /// The queue [`BlockhashQueue::parts`] describes, if it could exist: at most
+    /// [`MAX_RECENT_BLOCKHASHES`] distinct hashes, heights rising and below `height`.
+    pub(crate) fn from_parts(height: u64, entries: &[(Hash, u64)]) -> Option<Self> {
+        if entries.is_empty() || entries.len() > MAX_RECENT_BLOCKHASHES {
+            return None;
+        }
+        let rising = entries.windows(2).all(|w| w[0].1 < w[1].1);
+        if !rising || entries.last().is_some_and(|(_, h)| *h >= height) {
+            return None;
+        }
+        let mut q = BlockhashQueue {
+            order: VecDeque::with_capacity(MAX_RECENT_BLOCKHASHES + 1),
+            heights: HashMap::with_capacity(MAX_RECENT_BLOCKHASHES + 1),
+            height,
+        };
+        for (hash, h) in entries {
+            if q.heights.insert(*hash, *h).is_some() {
+                return None;
+            }
+            q.order.push_back(*hash);
+        }
+        Some(q)
+    }
 }
 
 #[cfg(test)]

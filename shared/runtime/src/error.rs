@@ -85,6 +85,12 @@ pub enum BankError {
     UnknownParent { slot: Slot, parent: Slot },
     #[error("slot {slot} would need {ticks} ticks, too many to produce")]
     TooManyTicks { slot: Slot, ticks: u128 },
+    /// A bank could not be snapshotted, or a snapshot did not rebuild a bank.
+    #[error("snapshot of slot {slot}: {reason}")]
+    Snapshot {
+        slot: Slot,
+        reason: crate::snapshot::SnapshotRefusal,
+    },
 }
 
 /// Why a leader schedule could not be built.

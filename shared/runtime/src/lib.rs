@@ -88,6 +88,7 @@ mod leader_schedule;
 mod lt_hash;
 mod prehash;
 mod replay;
+mod snapshot;
 mod stakes;
 
 pub use bank::{Bank, bank_hash};
@@ -100,4 +101,5 @@ pub use leader_schedule::{
     leader_schedule_seed,
 };
 pub use lt_hash::{LT_HASH_LANES, LtHash};
+pub use snapshot::{SnapshotFields, SnapshotRefusal};
 pub use stakes::{Epoch, EpochSchedule, Stakes};
