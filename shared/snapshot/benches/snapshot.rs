@@ -1,5 +1,8 @@
 //! Writing and verifying a snapshot of 1,000,000 accounts (issue 5 target: each under
-//! 10 s, under 500 MB of memory). `BB_SNAPSHOT_BENCH_ACCOUNTS` changes the count.
+//! 10 s, under 500 MB of memory). `BB_SNAPSHOT_BENCH_ACCOUNTS` changes the count;
+//! `BB_SNAPSHOT_BENCH_KEEP=DIR` keeps a copy of the file there (to measure the
+//! `bb-snapshot` binary on it). The peak memory of the whole bench process, which holds the
+//! bank and its accounts too, is printed at the end.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -58,10 +61,24 @@ fn bench(c: &mut Criterion) {
     });
     let info =
         write_snapshot(&fields, accounts.iter().copied(), dir.path(), &NoProgress).expect("write");
+    if let Ok(keep) = std::env::var("BB_SNAPSHOT_BENCH_KEEP") {
+        write_snapshot(
+            &fields,
+            accounts.iter().copied(),
+            keep.as_ref(),
+            &NoProgress,
+        )
+        .expect("write a copy");
+    }
     group.bench_function(format!("verify {n} accounts"), |b| {
         b.iter(|| black_box(verify_file(&info.path, &NoProgress).expect("verify")))
     });
     group.finish();
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM"))
+    {
+        eprintln!("bench process peak memory: {line}");
+    }
 }
 
 criterion_group!(benches, bench);
