@@ -13,7 +13,7 @@ mod peers;
 mod schedule;
 mod status;
 mod table;
-mod target;
+use bb_cli::target;
 mod votes;
 
 use std::process::ExitCode;

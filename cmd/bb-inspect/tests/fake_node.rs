@@ -20,6 +20,11 @@ use bb_rpc::pb::{
     LeaderRun, Peer, SlotHash, StreamBlocksRequest, StreamBlocksResponse,
     SubmitTransactionsRequest, SubmitTransactionsResponse, VoteInfo,
 };
+use bb_rpc::pb::{
+    CreateSnapshotRequest, DownloadSnapshotRequest, GetGenesisRequest, GetGenesisResponse,
+    ListSnapshotsRequest, ListSnapshotsResponse, RootedBlock, SnapshotChunk, SnapshotInfo,
+    StreamRootedBlocksRequest,
+};
 use bb_rpc::tonic::{self, Request, Response, Status};
 use bb_runtime::{Bank, produce_block};
 
@@ -340,6 +345,50 @@ impl Node for ChainNode {
         &self,
         _: Request<GetBalanceRequest>,
     ) -> Result<Response<GetBalanceResponse>, Status> {
+        Err(Status::unimplemented("not in this double"))
+    }
+
+    async fn get_genesis(
+        &self,
+        _: Request<GetGenesisRequest>,
+    ) -> Result<Response<GetGenesisResponse>, Status> {
+        Ok(Response::new(GetGenesisResponse {
+            genesis_json: self.genesis.to_json_pretty().into_bytes(),
+            genesis_hash: self.genesis.hash().to_string(),
+        }))
+    }
+
+    async fn list_snapshots(
+        &self,
+        _: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        Err(Status::unimplemented("not in this double"))
+    }
+
+    async fn create_snapshot(
+        &self,
+        _: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<SnapshotInfo>, Status> {
+        Err(Status::unimplemented("not in this double"))
+    }
+
+    type DownloadSnapshotStream =
+        Pin<Box<dyn futures::Stream<Item = Result<SnapshotChunk, Status>> + Send>>;
+
+    async fn download_snapshot(
+        &self,
+        _: Request<DownloadSnapshotRequest>,
+    ) -> Result<Response<Self::DownloadSnapshotStream>, Status> {
+        Err(Status::unimplemented("not in this double"))
+    }
+
+    type StreamRootedBlocksStream =
+        Pin<Box<dyn futures::Stream<Item = Result<RootedBlock, Status>> + Send>>;
+
+    async fn stream_rooted_blocks(
+        &self,
+        _: Request<StreamRootedBlocksRequest>,
+    ) -> Result<Response<Self::StreamRootedBlocksStream>, Status> {
         Err(Status::unimplemented("not in this double"))
     }
 }

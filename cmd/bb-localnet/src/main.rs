@@ -8,6 +8,7 @@
 //! The process handling never kills by name: only pids from the manifest, and only
 //! while they are still the node's process (see [`process`]).
 
+mod add;
 mod manage;
 mod manifest;
 mod ports;
@@ -79,6 +80,9 @@ enum Command {
         after_help = "Examples:\n  bb-localnet logs --node 0\n  bb-localnet logs --node 2 -n 50 -f"
     )]
     Logs(manage::LogsArgs),
+    /// Sync spare validators (see `up --spare`) from a running node and start them.
+    #[command(after_help = add::ADD_HELP)]
+    Add(add::AddArgs),
     /// Simulate a cluster deterministically: real bank, tower and fork choice over a
     /// simulated network and clock. The same arguments always print the same bytes.
     #[command(after_help = SIM_HELP)]
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
             Command::Start(args) => manage::start(out, args),
             Command::Restart(args) => manage::restart(out, args),
             Command::Logs(args) => manage::logs(out, args),
+            Command::Add(args) => add::add(out, args),
             Command::Sim(args) => sim(out, args),
         }
     })

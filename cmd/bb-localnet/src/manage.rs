@@ -59,6 +59,10 @@ pub struct StartArgs {
     /// How long to wait for the node's gRPC API to answer, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// Catch the node's ledger up from a running node first, with `bb-sync MODE` (its
+    /// tower is kept): for a node that was stopped long.
+    #[arg(long, value_name = "MODE", value_parser = ["warp", "snapshot", "full"])]
+    pub sync: Option<String>,
     #[command(flatten)]
     pub dir: DirArg,
 }
@@ -313,6 +317,29 @@ fn start_or_restart(out: Output, a: StartArgs, restart: bool) -> anyhow::Result<
             (None, true) => out.note(&format!("node {} was not running; starting it", a.node)),
             (None, false) => {}
         }
+        if let Some(mode) = &a.sync {
+            let Some(peer) = m
+                .nodes
+                .iter()
+                .find(|n| n.index != a.node && n.alive().is_some())
+            else {
+                bail!("--sync needs another running node to sync from; none is running");
+            };
+            out.note(&format!(
+                "node {}: {mode} sync from node {}...",
+                a.node, peer.index
+            ));
+            crate::add::run_sync(
+                out,
+                &process::sibling_bin("bb-sync")?,
+                mode,
+                dir,
+                peer.index,
+                &node.ledger,
+                &m.genesis,
+            )
+            .with_context(|| format!("node {}: sync from node {}", a.node, peer.index))?;
+        }
         let child = process::spawn_node(&bin, &node)?;
         m.node_mut(a.node)?.mark_started(child.id());
         children.insert(child);
@@ -372,7 +399,7 @@ fn start_or_restart(out: Output, a: StartArgs, restart: bool) -> anyhow::Result<
 }
 
 /// Waits until the node answers `GetStatus`; `Err` says why it did not.
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     node: &NodeEntry,
     pid: u32,
     children: &mut Children,

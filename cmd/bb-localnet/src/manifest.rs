@@ -101,6 +101,8 @@ pub struct NodeEntry {
 pub enum NodeState {
     Running,
     Stopped,
+    /// Staked in the genesis but never started: `bb-localnet add` syncs and starts it.
+    Spare,
 }
 
 /// Every port a node listens on (all on 127.0.0.1).

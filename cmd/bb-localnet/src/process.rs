@@ -37,21 +37,27 @@ pub fn validator_bin() -> anyhow::Result<PathBuf> {
         }
         return Ok(path);
     }
+    sibling_bin("bb-validator")
+}
+
+/// Another bb tool, found beside this executable (in a cargo target directory, also one
+/// level up from `deps/`, where test binaries live).
+pub fn sibling_bin(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find this executable's path")?;
     let dir = exe
         .parent()
         .context("this executable has no directory")?
         .to_path_buf();
-    let mut candidates = vec![dir.join("bb-validator")];
+    let mut candidates = vec![dir.join(name)];
     if dir.file_name().is_some_and(|n| n == "deps")
         && let Some(up) = dir.parent()
     {
-        candidates.push(up.join("bb-validator"));
+        candidates.push(up.join(name));
     }
     candidates.into_iter().find(|c| c.is_file()).with_context(|| {
         format!(
-            "bb-validator is not built: no {} beside bb-localnet; build it with `cargo build -p bb-validator` (or set {VALIDATOR_BIN_ENV})",
-            dir.join("bb-validator").display()
+            "{name} is not built: no {} beside bb-localnet; build it with `cargo build -p {name}`",
+            dir.join(name).display()
         )
     })
 }

@@ -32,6 +32,8 @@ use crate::watch::{Poller, Progress, render, rows};
 
 /// Stake of each validator unless `--stakes` says otherwise.
 pub const DEFAULT_STAKE: u64 = 100;
+/// Stake of each `--spare` validator: small, so the started nodes keep well over 2/3.
+pub const SPARE_STAKE: u64 = DEFAULT_STAKE / 10;
 /// Funded keys written to `D/faucet/`.
 pub const FAUCET_KEYS: usize = 4;
 pub const FAUCET_BALANCE: u64 = 1 << 40;
@@ -95,6 +97,13 @@ pub struct UpArgs {
     /// A fault for node I, I=KIND[:ARG] (repeatable; test only).
     #[arg(long = "fault", value_name = "I=KIND[:ARG]")]
     pub faults: Vec<FaultSpec>,
+    /// Validators staked in the genesis but not started, for `bb-localnet add` to sync and
+    /// start later; each holds a tenth of a node's default stake.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub spare: usize,
+    /// Passed to every node as --snapshot-interval (a snapshot every N rooted slots).
+    #[arg(long = "snapshot-interval", value_name = "N")]
+    pub snapshot_interval: Option<u64>,
     /// Return once the first slot is finalized and leave the nodes running.
     #[arg(long)]
     pub detach: bool,
@@ -145,6 +154,13 @@ impl UpArgs {
         if !(1..=MAX_NODES).contains(&self.nodes) {
             bail!("--nodes {} is out of range 1..={MAX_NODES}", self.nodes);
         }
+        if self.nodes + self.spare > MAX_NODES {
+            bail!(
+                "--nodes {} plus --spare {} exceeds {MAX_NODES} validators",
+                self.nodes,
+                self.spare
+            );
+        }
         if let Some(stakes) = &self.stakes
             && stakes.len() != self.nodes
         {
@@ -175,7 +191,7 @@ impl UpArgs {
             seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
             Keypair::from_seed(&seed).pubkey()
         };
-        let validators: Vec<Pubkey> = (0..self.nodes).map(fake).collect();
+        let validators: Vec<Pubkey> = (0..self.nodes + self.spare).map(fake).collect();
         let faucet: Vec<Pubkey> = (0..FAUCET_KEYS).map(|i| fake(1000 + i)).collect();
         self.genesis(&validators, &faucet, 0)
             .validate()
@@ -197,11 +213,14 @@ impl UpArgs {
                 .enumerate()
                 .map(|(i, identity)| GenesisValidator {
                     identity: *identity,
-                    stake: self
-                        .stakes
-                        .as_ref()
-                        .and_then(|s| s.get(i).copied())
-                        .unwrap_or(DEFAULT_STAKE),
+                    stake: if i >= self.nodes {
+                        SPARE_STAKE
+                    } else {
+                        self.stakes
+                            .as_ref()
+                            .and_then(|s| s.get(i).copied())
+                            .unwrap_or(DEFAULT_STAKE)
+                    },
                 })
                 .collect(),
             accounts: faucet
@@ -226,7 +245,7 @@ pub fn up(out: Output, a: UpArgs) -> anyhow::Result<u8> {
     let dir = prepare_dir(&a.dir.dir)?;
     let lock = DirLock::acquire(&dir)?;
     take_over(&dir, out)?;
-    let keys = Keys::create(&dir, a.nodes)?;
+    let keys = Keys::create(&dir, a.nodes + a.spare)?;
     let rt = crate::runtime()?;
     rt.block_on(run(out, &a, &bin, &dir, &keys, lock))
 }
@@ -357,7 +376,7 @@ fn launch(
     genesis.validate()?;
     let genesis_path = dir.join("genesis.json");
     write_atomically(&genesis_path, genesis.to_json_pretty().as_bytes())?;
-    let ports = crate::ports::pick(a.nodes)?;
+    let ports = crate::ports::pick(a.nodes + a.spare)?;
     let peer_ids: Vec<String> = validators
         .iter()
         .map(|k| {
@@ -367,7 +386,7 @@ fn launch(
         })
         .collect::<anyhow::Result<_>>()?;
     let p2p_address = |i: usize| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", ports[i].p2p, peer_ids[i]);
-    let nodes: Vec<NodeEntry> = (0..a.nodes)
+    let nodes: Vec<NodeEntry> = (0..a.nodes + a.spare)
         .map(|i| {
             let node_dir = dir.join(format!("node-{i}"));
             // Node 0 bootstraps from node 1, every other node from node 0: any one of
@@ -383,7 +402,7 @@ fn launch(
                 .filter(|f| f.node == i)
                 .map(|f| f.fault.clone())
                 .collect();
-            node_entry(
+            let mut entry = node_entry(
                 i,
                 &keys.validators[i],
                 &peer_ids[i],
@@ -393,8 +412,13 @@ fn launch(
                 &genesis_path,
                 bootstrap,
                 a.fanout,
+                a.snapshot_interval,
                 faults,
-            )
+            );
+            if i >= a.nodes {
+                entry.state = NodeState::Spare;
+            }
+            entry
         })
         .collect();
     let mut manifest = Manifest {
@@ -419,7 +443,7 @@ fn launch(
     };
     // The manifest comes first: from here on, whatever runs is on record.
     manifest.save()?;
-    for i in 0..manifest.nodes.len() {
+    for i in 0..a.nodes {
         let spawned = fs::create_dir_all(&manifest.nodes[i].ledger)
             .with_context(|| format!("cannot create {}", manifest.nodes[i].ledger.display()))
             .and_then(|()| process::spawn_node(bin, &manifest.nodes[i]));
@@ -451,6 +475,7 @@ fn node_entry(
     genesis: &Path,
     bootstrap: Option<String>,
     fanout: Option<u32>,
+    snapshot_interval: Option<u64>,
     faults: Vec<String>,
 ) -> NodeEntry {
     let listen = format!("/ip4/127.0.0.1/tcp/{}", ports.p2p);
@@ -480,6 +505,9 @@ fn node_entry(
     }
     if let Some(f) = fanout {
         args.extend(["--turbine-fanout".into(), f.to_string()]);
+    }
+    if let Some(n) = snapshot_interval {
+        args.extend(["--snapshot-interval".into(), n.to_string()]);
     }
     for fault in &faults {
         args.extend(["--fault".into(), fault.clone()]);
@@ -617,7 +645,10 @@ async fn watch_startup(
     signals: &mut StopSignals,
 ) -> Startup {
     let deadline = Instant::now() + timeout;
-    let mut poller = Poller::new(manifest);
+    // Spare validators are not started: the network starts without them.
+    let mut started = manifest.clone();
+    started.nodes.retain(|n| n.state != NodeState::Spare);
+    let mut poller = Poller::new(&started);
     loop {
         for (pid, status) in children.reap() {
             if let Some(node) = manifest.nodes.iter().find(|n| n.pid == Some(pid)) {
@@ -744,7 +775,7 @@ async fn live(
         if let Ok(m) = Manifest::load(dir) {
             manifest = m;
         }
-        if manifest.nodes.iter().all(|n| n.state == NodeState::Stopped) {
+        if manifest.nodes.iter().all(|n| n.state != NodeState::Running) {
             eprintln!("every node was stopped by another command; done");
             return Ok(bb_cli::EXIT_OK);
         }
@@ -858,6 +889,7 @@ mod tests {
             &dir.join("genesis.json"),
             Some("/ip4/127.0.0.1/tcp/20000/p2p/12D3Foo".into()),
             Some(6),
+            None,
             vec!["delay-ms:50".into()],
         );
         let joined = n.args.join(" ");

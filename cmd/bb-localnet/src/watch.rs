@@ -104,6 +104,7 @@ impl NodeRow {
             (true, _) => "running",
             (false, NodeState::Stopped) => "stopped",
             (false, NodeState::Running) => "exited",
+            (false, NodeState::Spare) => "spare",
         };
         let (status, error) = match status {
             Some(Ok(s)) if alive => (Some(s), None),

@@ -65,7 +65,13 @@ struct Args {
     /// Discover peers by mDNS on the local link (multicasts beyond the machine).
     #[arg(long)]
     mdns: bool,
-    /// Test only: inject a fault, drop-shreds:P or delay-ms:D (repeatable).
+    /// Make a state snapshot every N rooted slots (0: only when a client asks).
+    #[arg(long = "snapshot-interval", value_name = "N", default_value_t = 100)]
+    snapshot_interval: u64,
+    /// How many snapshots to keep in LEDGER/snapshots (the newest ones).
+    #[arg(long = "snapshots-kept", value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshots_kept: u64,
+    /// Test only: inject a fault, drop-shreds:P, delay-ms:D or serve-tampered (repeatable).
     #[arg(long, value_name = "KIND[:ARG]", value_parser = parse_fault)]
     fault: Vec<Fault>,
     /// Log format.
@@ -97,6 +103,10 @@ fn main() -> ExitCode {
             faults: args.fault,
             fanout: args.turbine_fanout,
             mdns: args.mdns,
+            snapshots: bb_node::SnapshotPolicy {
+                interval: args.snapshot_interval,
+                keep: args.snapshots_kept as usize,
+            },
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -12,11 +12,13 @@
 //!
 //! This crate holds no protocol logic and never talks to a node by itself.
 
+pub mod bar;
 pub mod keyfile;
 pub mod output;
 pub mod progress;
 pub mod prompt;
 pub mod table;
+pub mod target;
 
 use std::process::ExitCode;
 

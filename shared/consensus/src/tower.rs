@@ -221,6 +221,24 @@ impl Tower {
         }
     }
 
+    /// Moves the tower onto a newer root it did not vote its own way to: a validator that
+    /// restarts from a snapshot above its last votes. Votes at or below `root` that are on
+    /// the root's chain (`on_root_chain`) are settled and dropped. Votes at or below it
+    /// elsewhere (or where the chain is not known) stay while they still bind a slot
+    /// above `root`: the voter promised not to leave their fork until they expire, and
+    /// [`Tower::check_lockout`] keeps that promise. Returns how many such votes remain.
+    /// Nothing changes if the tower's own root is already at or above `root`.
+    pub fn rebase(&mut self, root: Slot, on_root_chain: impl Fn(Slot) -> bool) -> usize {
+        if self.root.is_some_and(|r| r >= root) {
+            return 0;
+        }
+        self.votes.retain(|v| {
+            v.slot > root || (!on_root_chain(v.slot) && v.last_locked_out_slot() > root)
+        });
+        self.root = Some(root);
+        self.votes.iter().filter(|v| v.slot <= root).count()
+    }
+
     /// Records a vote on `slot` for block `hash` (after the checks above passed).
     /// Returns the new root if this vote pushed one out.
     pub fn record_vote(&mut self, slot: Slot, hash: Hash) -> Option<Slot> {
@@ -360,5 +378,62 @@ mod tests {
                 last_root = t.root().or(last_root);
             }
         }
+    }
+
+    #[test]
+    fn rebase_drops_settled_votes_and_keeps_binding_strays() {
+        let mut t = Tower::from_parts(
+            vec![
+                Lockout {
+                    slot: 10,
+                    confirmation_count: 5,
+                },
+                Lockout {
+                    slot: 12,
+                    confirmation_count: 4,
+                },
+                Lockout {
+                    slot: 14,
+                    confirmation_count: 2,
+                },
+                Lockout {
+                    slot: 40,
+                    confirmation_count: 1,
+                },
+            ],
+            Some(3),
+            None,
+        );
+        // Root 20: 10 and 14 are on its chain; 12 is not and binds until 28 > 20.
+        let strays = t.rebase(20, |s| s == 10 || s == 14);
+        assert_eq!(strays, 1);
+        assert_eq!(t.root(), Some(20));
+        let slots: Vec<Slot> = t.votes().map(|v| v.slot).collect();
+        assert_eq!(slots, vec![12, 40]);
+        // The stray vote locks out slots it does not lead to until it expires (slot 28);
+        // only the new root is an ancestor of anything here.
+        let mut strays_only = t.clone();
+        strays_only.votes.pop_back();
+        let from_root = |a: Slot, b: Slot| a == 20 && b > 20;
+        assert!(matches!(
+            strays_only.check_lockout(25, from_root),
+            Err(TowerError::LockedOut { locked: 12, .. })
+        ));
+        assert_eq!(strays_only.check_lockout(29, from_root), Ok(()));
+        // An older root changes nothing.
+        let before = t.clone();
+        assert_eq!(t.rebase(15, |_| true), 0);
+        assert_eq!(t, before);
+        // A stray that expired before the root is dropped.
+        let mut t = Tower::from_parts(
+            vec![Lockout {
+                slot: 5,
+                confirmation_count: 1,
+            }],
+            None,
+            None,
+        );
+        assert_eq!(t.rebase(20, |_| false), 0);
+        assert_eq!(t.votes().count(), 0);
     }
 }

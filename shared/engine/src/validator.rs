@@ -119,14 +119,29 @@ impl Validator {
         root_bank: Arc<Bank>,
         tower: Option<TowerRecord>,
     ) -> Result<Validator, EngineError> {
+        Validator::restore_on_chain(identity, root_bank, tower, |_| false)
+    }
+
+    /// [`Validator::restore`] from a root bank that may lie above the tower's votes (a
+    /// snapshot from catch-up): `on_root_chain(s)` says whether slot `s` is an ancestor of
+    /// the root (from stored blocks); see [`Tower::rebase`] for what happens to the votes.
+    pub fn restore_on_chain(
+        identity: Keypair,
+        root_bank: Arc<Bank>,
+        tower: Option<TowerRecord>,
+        on_root_chain: impl Fn(Slot) -> bool,
+    ) -> Result<Validator, EngineError> {
         let root = root_bank.slot();
         let root_id = root_bank.block_id().unwrap_or_default();
         let stake_weights = StakeWeights::of_root(&root_bank);
         let forks = BankForks::new(root_bank).map_err(|e| EngineError::Bank(e.to_string()))?;
-        let tower = match tower {
+        let mut tower = match tower {
             Some(t) => t.into_tower().map_err(EngineError::Tower)?,
             None => Tower::new(),
         };
+        if root > 0 {
+            tower.rebase(root, on_root_chain);
+        }
         let mut roots = RootTracker::new();
         roots.observe(
             identity.pubkey(),

@@ -90,6 +90,10 @@ pub struct RootCommit<'a> {
     pub block_id: [u8; 32],
     /// The bank hash after executing the rooted block.
     pub bank_hash: [u8; 32],
+    /// The slots this root roots along with it: its ancestors above the previous root, as
+    /// `(slot, block id, bank hash)`, ascending, each below `slot` and above every stored
+    /// root. Recording them makes the ROOTS table the whole rooted chain, slot by slot.
+    pub rooted_ancestors: &'a [(u64, [u8; 32], [u8; 32])],
     /// Accounts changed since the previous root, with their new encoded content.
     pub accounts: &'a [([u8; 32], Vec<u8>)],
     /// Accounts that no longer exist as of this root.
@@ -328,25 +332,47 @@ impl Ledger {
                 ),
             });
         }
+        let mut previous = None;
+        for (slot, _, _) in commit.rooted_ancestors {
+            if *slot >= commit.slot || previous.is_some_and(|p| p >= *slot) {
+                return Err(LedgerError::Invalid {
+                    what: format!(
+                        "rooted ancestor slot {slot} is not ascending below the root {}",
+                        commit.slot
+                    ),
+                });
+            }
+            previous = Some(*slot);
+        }
         self.write(CONTEXT, |txn| {
             let mut roots = txn.open_table(ROOTS).during(CONTEXT)?;
             let latest = roots.last().during(CONTEXT)?.map(|(slot, _)| slot.value());
+            let lowest = commit
+                .rooted_ancestors
+                .first()
+                .map_or(commit.slot, |(slot, _, _)| *slot);
             if let Some(latest) = latest
-                && commit.slot <= latest
+                && lowest <= latest
             {
                 return Err(LedgerError::RootNotForward {
-                    slot: commit.slot,
+                    slot: lowest,
                     latest,
                 });
             }
-            roots
-                .insert(commit.slot, &commit.block_id)
-                .during(CONTEXT)?;
-
             let mut bank_hashes = txn.open_table(BANK_HASHES).during(CONTEXT)?;
-            bank_hashes
-                .insert(commit.slot, &commit.bank_hash)
-                .during(CONTEXT)?;
+            let chain = commit
+                .rooted_ancestors
+                .iter()
+                .copied()
+                .chain(std::iter::once((
+                    commit.slot,
+                    commit.block_id,
+                    commit.bank_hash,
+                )));
+            for (slot, block_id, bank_hash) in chain {
+                roots.insert(slot, &block_id).during(CONTEXT)?;
+                bank_hashes.insert(slot, &bank_hash).during(CONTEXT)?;
+            }
 
             let mut accounts = txn.open_table(ACCOUNTS).during(CONTEXT)?;
             for (pubkey, account) in commit.accounts {
@@ -799,6 +825,40 @@ mod tests {
         assert_eq!(ledger.blocks_range(3..6).unwrap(), vec![4]);
         assert_eq!(ledger.blocks_range(..).unwrap(), vec![2, 4, 6, 8]);
         assert_eq!(ledger.blocks_range(9..).unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_root_records_its_rooted_ancestors() {
+        let (_dir, ledger) = open_temp();
+        ledger.commit_root(&root(2)).unwrap();
+        let ancestors = [(3, [3; 32], [33; 32]), (5, [5; 32], [55; 32])];
+        ledger
+            .commit_root(&RootCommit {
+                rooted_ancestors: &ancestors,
+                ..root(7)
+            })
+            .unwrap();
+        assert_eq!(
+            ledger.roots_range(..).unwrap(),
+            vec![(2, [2; 32]), (3, [3; 32]), (5, [5; 32]), (7, [7; 32])]
+        );
+        assert_eq!(ledger.bank_hash(5).unwrap(), Some([55; 32]));
+        // An ancestor at or below a stored root, or out of order, is refused whole.
+        for bad in [
+            vec![(7, [7; 32], [0; 32])],
+            vec![(9, [9; 32], [0; 32]), (8, [8; 32], [0; 32])],
+            vec![(12, [12; 32], [0; 32])],
+        ] {
+            assert!(
+                ledger
+                    .commit_root(&RootCommit {
+                        rooted_ancestors: &bad,
+                        ..root(10)
+                    })
+                    .is_err()
+            );
+        }
+        assert_eq!(ledger.latest_root().unwrap(), Some((7, [7; 32])));
     }
 
     #[test]

@@ -172,6 +172,7 @@ fn write_slot(ledger: &Ledger, slot: u64) -> Result<(), bb_ledger::LedgerError> 
         accounts: &accounts,
         removed_accounts: &[],
         purge_below: Some(slot.saturating_sub(KEEP_SHRED_SLOTS)),
+        ..RootCommit::default()
     })?;
     ledger.save_tower(&tower(slot))
 }

@@ -16,6 +16,7 @@ use bb_rpc::Commitment as Level;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use crate::snapshots::{SnapshotPolicy, Snapshotter};
 use crate::state::{BlockEvent, Shared, SlotHashes, now_ms};
 
 /// Everything the engine thread is told.
@@ -71,6 +72,10 @@ pub enum Query {
         epoch: u64,
         reply: oneshot::Sender<Option<Arc<bb_runtime::LeaderSchedule>>>,
     },
+    /// A snapshot of the current root (made now unless one exists for it).
+    CreateSnapshot {
+        reply: oneshot::Sender<Result<bb_snapshots::SnapshotInfo, String>>,
+    },
     /// Check a transaction against the newest bank: Ok or why not.
     CheckTransaction {
         tx: Transaction,
@@ -105,7 +110,7 @@ const BANK_HASHES_KEPT: usize = 200_000;
 
 pub struct Engine {
     validator: Validator,
-    ledger: Ledger,
+    ledger: Arc<Ledger>,
     shared: Arc<Shared>,
     dispatch: mpsc::UnboundedSender<Dispatch>,
     pending_txs: VecDeque<Transaction>,
@@ -114,17 +119,33 @@ pub struct Engine {
     recent_repairs: HashMap<Slot, Instant>,
     restoring: bool,
     last_confirmed: Slot,
+    /// The highest root stored in the ledger.
+    committed_root: Option<Slot>,
+    snapshots: Snapshotter,
 }
 
 impl Engine {
-    /// Opens the state: genesis bank, the persisted tower, then every stored block replayed.
+    /// Opens the state: the newest snapshot in the ledger directory (else the genesis
+    /// bank), the persisted tower, then every stored block above it replayed.
     pub fn start(
         identity: bb_core::Keypair,
-        ledger: Ledger,
+        ledger: Arc<Ledger>,
         shared: Arc<Shared>,
         dispatch: mpsc::UnboundedSender<Dispatch>,
+        policy: SnapshotPolicy,
     ) -> anyhow::Result<Engine> {
-        let bank = bb_runtime::Bank::new_genesis(&shared.genesis)?;
+        // The ledger's path is its database file; snapshots live beside it.
+        let ledger_dir = ledger.path().parent().unwrap_or(ledger.path());
+        let snapshots_dir = crate::snapshots_dir(ledger_dir);
+        let bank = match crate::snapshots::newest_bank(&snapshots_dir, &shared.genesis) {
+            Some((bank, info)) => {
+                info!(slot = info.slot, bank_hash = %info.bank_hash, "starting from snapshot");
+                bank
+            }
+            None => bb_runtime::Bank::new_genesis(&shared.genesis)?,
+        };
+        let start_slot = bank.slot();
+        let snapshots = Snapshotter::start(snapshots_dir, policy, start_slot)?;
         let tower = match ledger.load_tower()? {
             Some(bytes) => Some(
                 TowerRecord::from_bytes(&bytes)
@@ -135,7 +156,38 @@ impl Engine {
         if let Some(t) = &tower {
             info!(last_vote = ?t.votes.last().map(|v| v.0), root = ?t.root, "restored tower");
         }
-        let validator = Validator::restore(identity, bank, tower)?;
+        // The root's chain below it, from stored blocks: which of the tower's old votes
+        // the root settles (a node restarted from a snapshot above its last votes).
+        let mut root_chain = std::collections::BTreeSet::new();
+        if let Some(t) = &tower
+            && let Some(lowest) = t.votes.first().map(|v| v.0)
+        {
+            let mut slot = start_slot;
+            while slot > lowest {
+                match ledger.get_slot_meta(slot)? {
+                    Some(meta) if meta.parent_slot < slot => {
+                        root_chain.insert(meta.parent_slot);
+                        slot = meta.parent_slot;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let validator =
+            Validator::restore_on_chain(identity, bank, tower, |s| root_chain.contains(&s))?;
+        let kept: Vec<Slot> = validator
+            .tower()
+            .votes()
+            .map(|v| v.slot)
+            .filter(|s| *s <= start_slot)
+            .collect();
+        if !kept.is_empty() {
+            warn!(
+                root = start_slot,
+                votes = ?kept,
+                "votes of this node's tower lie below the root and off its chain: it waits out their lockouts before voting"
+            );
+        }
         let mut engine = Engine {
             validator,
             ledger,
@@ -147,8 +199,11 @@ impl Engine {
             recent_repairs: HashMap::new(),
             restoring: true,
             last_confirmed: 0,
+            committed_root: None,
+            snapshots,
         };
-        let stored = engine.ledger.blocks_range(1..)?;
+        engine.committed_root = engine.ledger.latest_root()?.map(|(slot, _)| slot);
+        let stored = engine.ledger.blocks_range(start_slot + 1..)?;
         if !stored.is_empty() {
             info!(blocks = stored.len(), "replaying the ledger");
         }
@@ -344,6 +399,9 @@ impl Engine {
                 Output::Rooted { changes, chain } => {
                     self.shared.metrics.roots.inc();
                     self.commit_root(&changes, &chain);
+                    if !self.restoring {
+                        self.snapshots.on_root(&self.validator.root_bank());
+                    }
                 }
                 Output::DoubleVote(ev) => {
                     self.shared.metrics.double_votes_seen.inc();
@@ -434,16 +492,34 @@ impl Engine {
             .filter(|(_, bal)| *bal == 0)
             .map(|(k, _)| k.0)
             .collect();
+        let stored = self.committed_root;
+        if stored.is_some_and(|r| changes.slot <= r) {
+            // Replaying the ledger on restart roots again what is already stored.
+            return;
+        }
+        // The chain runs oldest first and ends with the new root itself.
+        let rooted_ancestors: Vec<(u64, [u8; 32], [u8; 32])> = chain
+            .iter()
+            .filter(|(slot, _)| *slot < changes.slot && stored.is_none_or(|r| *slot > r))
+            .filter_map(|(slot, id)| {
+                let hash = self.bank_hashes.get(slot)?;
+                Some((*slot, id.0, hash.0))
+            })
+            .collect();
         let commit = RootCommit {
             slot: changes.slot,
             block_id: changes.block_id.0,
             bank_hash: changes.bank_hash.0,
+            rooted_ancestors: &rooted_ancestors,
             accounts: &accounts,
             removed_accounts: &removed,
             purge_below: Some(changes.slot.saturating_sub(256)),
         };
         match self.ledger.commit_root(&commit) {
-            Ok(()) => debug!(root = changes.slot, rooted = chain.len(), "root committed"),
+            Ok(()) => {
+                self.committed_root = Some(changes.slot);
+                debug!(root = changes.slot, rooted = chain.len(), "root committed");
+            }
             Err(e) => warn!(root = changes.slot, "committing root: {e}"),
         }
     }
@@ -457,6 +533,10 @@ impl Engine {
 
     fn answer(&mut self, q: Query) {
         match q {
+            Query::CreateSnapshot { reply } => {
+                let root = self.validator.root_bank();
+                self.snapshots.request(&root, reply);
+            }
             Query::Votes { slot, reply } => {
                 self.flush_votes();
                 let stored = self.ledger.votes_for_slot(slot).unwrap_or_default();

@@ -10,6 +10,9 @@ pub enum Fault {
     DropShreds(f64),
     /// Hold every outgoing shred and vote this long before sending.
     DelayMs(u64),
+    /// Serve catch-up clients corrupted data: one changed byte in every block body the
+    /// rooted-block stream sends, and one in every snapshot download.
+    ServeTampered,
 }
 
 impl FromStr for Fault {
@@ -33,8 +36,10 @@ impl FromStr for Fault {
                 })?;
                 Ok(Fault::DelayMs(ms))
             }
+            "serve-tampered" if arg.is_empty() => Ok(Fault::ServeTampered),
+            "serve-tampered" => Err(format!("serve-tampered takes no argument (got '{arg}')")),
             other => Err(format!(
-                "unknown fault '{other}' (this build knows drop-shreds:P and delay-ms:D)"
+                "unknown fault '{other}' (this build knows drop-shreds:P, delay-ms:D and serve-tampered)"
             )),
         }
     }
@@ -45,6 +50,7 @@ impl FromStr for Fault {
 pub struct Faults {
     pub drop_shreds: f64,
     pub delay: Option<Duration>,
+    pub serve_tampered: bool,
 }
 
 impl Faults {
@@ -54,13 +60,14 @@ impl Faults {
             match *fault {
                 Fault::DropShreds(p) => f.drop_shreds = p,
                 Fault::DelayMs(ms) => f.delay = Some(Duration::from_millis(ms)),
+                Fault::ServeTampered => f.serve_tampered = true,
             }
         }
         f
     }
 
     pub fn any(&self) -> bool {
-        self.drop_shreds > 0.0 || self.delay.is_some()
+        self.drop_shreds > 0.0 || self.delay.is_some() || self.serve_tampered
     }
 }
 
@@ -76,6 +83,8 @@ mod tests {
         );
         assert_eq!("delay-ms:50".parse::<Fault>(), Ok(Fault::DelayMs(50)));
         assert!("drop-shreds:2".parse::<Fault>().is_err());
+        assert_eq!("serve-tampered".parse::<Fault>(), Ok(Fault::ServeTampered));
+        assert!("serve-tampered:1".parse::<Fault>().is_err());
         assert!("explode".parse::<Fault>().unwrap_err().contains("explode"));
     }
 }

@@ -20,6 +20,7 @@ pub mod fault;
 mod gossip;
 pub mod metrics;
 mod rpc;
+mod snapshots;
 mod state;
 mod turbine;
 pub mod wire;
@@ -36,6 +37,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 pub use fault::{Fault, Faults};
+pub use snapshots::SnapshotPolicy;
 
 use crate::engine::{Engine, EngineMsg};
 use crate::state::{Shared, now_ms};
@@ -56,6 +58,7 @@ pub struct NodeConfig {
     pub faults: Vec<Fault>,
     pub fanout: usize,
     pub mdns: bool,
+    pub snapshots: SnapshotPolicy,
 }
 
 /// Runs a validator until `shutdown` completes, then stops every task cleanly.
@@ -71,6 +74,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     }
     let ledger = bb_ledger::Ledger::open(&config.ledger_dir)
         .with_context(|| format!("cannot open the ledger in {}", config.ledger_dir.display()))?;
+    let ledger = Arc::new(ledger);
+    let genesis_json = pin_genesis(&config.ledger_dir, &genesis)?;
     let shared = Arc::new(Shared::new(identity.pubkey(), genesis.clone()));
 
     let shred_socket = tokio::net::UdpSocket::bind(config.shred_addr)
@@ -112,9 +117,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
     let engine = {
         let (identity, shared) = (identity.clone(), shared.clone());
-        tokio::task::spawn_blocking(move || Engine::start(identity, ledger, shared, dispatch_tx))
-            .await
-            .context("the engine did not start")??
+        let ledger = ledger.clone();
+        let policy = config.snapshots;
+        tokio::task::spawn_blocking(move || {
+            Engine::start(identity, ledger, shared, dispatch_tx, policy)
+        })
+        .await
+        .context("the engine did not start")??
     };
     let engine_thread = std::thread::Builder::new()
         .name("bb-engine".into())
@@ -165,6 +174,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         shared: shared.clone(),
         engine: engine_tx.clone(),
         net: net.clone(),
+        ledger: ledger.clone(),
+        snapshots_dir: snapshots_dir(&config.ledger_dir),
+        genesis_json: Arc::new(genesis_json),
+        faults: faults.clone(),
     };
     let (stop_rpc, rpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let rpc_task = tokio::spawn(bb_rpc::serve(
@@ -206,6 +219,46 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
     info!("stopped");
     Ok(())
+}
+
+/// Where a ledger directory keeps its state snapshots.
+pub fn snapshots_dir(ledger_dir: &std::path::Path) -> PathBuf {
+    ledger_dir.join("snapshots")
+}
+
+/// The genesis file every ledger directory keeps beside its database.
+pub const LEDGER_GENESIS_FILE: &str = "genesis.json";
+
+/// Ties the ledger directory to this network: writes `genesis.json` into it the first
+/// time, and refuses to run on a ledger made for another genesis. Returns the JSON.
+fn pin_genesis(ledger_dir: &std::path::Path, genesis: &Genesis) -> anyhow::Result<Vec<u8>> {
+    let path = ledger_dir.join(LEDGER_GENESIS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let stored = Genesis::from_json(&bytes)
+                .with_context(|| format!("{} does not parse", path.display()))?;
+            if stored.hash() != genesis.hash() {
+                anyhow::bail!(
+                    "the ledger in {} belongs to another network (its genesis hash is {}, this \
+                     genesis is {}); use an empty ledger directory",
+                    ledger_dir.display(),
+                    stored.hash(),
+                    genesis.hash()
+                );
+            }
+            Ok(bytes)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let json = genesis.to_json_pretty().into_bytes();
+            let tmp = ledger_dir.join(format!("{LEDGER_GENESIS_FILE}.tmp"));
+            std::fs::write(&tmp, &json)
+                .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(json)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 /// Tells the engine each time a slot ends, by the genesis clock.

@@ -1,8 +1,11 @@
 //! The gRPC `bb.v1.Node` service: answers from the shared status view, and asks the engine
 //! thread for anything that needs banks or the ledger.
 
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+
+use bb_ledger::Ledger;
 
 use bb_core::{Block, Canonical, Pubkey, SignedVote, Transaction};
 use bb_net::NetClient;
@@ -12,6 +15,7 @@ use bb_rpc::tonic::{Request, Response, Status};
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Faults;
 use crate::engine::{EngineMsg, Query};
 use crate::state::{Shared, SlotHashes};
 
@@ -21,9 +25,52 @@ pub struct NodeService {
     pub shared: Arc<Shared>,
     pub engine: mpsc::Sender<EngineMsg>,
     pub net: NetClient,
+    pub ledger: Arc<Ledger>,
+    pub snapshots_dir: PathBuf,
+    pub genesis_json: Arc<Vec<u8>>,
+    pub faults: Faults,
 }
 
 type BlockStream = Pin<Box<dyn Stream<Item = Result<StreamBlocksResponse, Status>> + Send>>;
+type RootedStream = Pin<Box<dyn Stream<Item = Result<RootedBlock, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<SnapshotChunk, Status>> + Send>>;
+
+/// Rooted blocks read from the ledger per batch (one blocking read each).
+const ROOTED_BATCH: u64 = 64;
+/// Bytes per snapshot chunk.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
+
+/// Corrupts one byte of a block body as a tampering peer would (fault injection only):
+/// the header, and so the block id, stays as it was.
+fn tamper_block(mut block: Block) -> Block {
+    if let Some(tx) = block
+        .entries
+        .iter_mut()
+        .flat_map(|e| e.transactions.iter_mut())
+        .next()
+    {
+        tx.transfer.amount ^= 1;
+    } else if let Some(entry) = block.entries.first_mut() {
+        entry.hash.0[0] ^= 1;
+    }
+    block
+}
+
+fn snapshot_info(s: &bb_snapshots::SnapshotInfo) -> SnapshotInfo {
+    SnapshotInfo {
+        slot: s.slot,
+        bank_hash: s.bank_hash.to_string(),
+        block_id: s.block_id.to_string(),
+        size: s.size_bytes,
+        account_count: s.account_count,
+        created_ms: s.created_ms,
+        file_name: s
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+    }
+}
 
 fn slot_hash(s: SlotHashes) -> SlotHash {
     SlotHash {
@@ -269,6 +316,185 @@ impl bb_rpc::Node for NodeService {
     }
 
     type StreamBlocksStream = BlockStream;
+    type StreamRootedBlocksStream = RootedStream;
+    type DownloadSnapshotStream = ChunkStream;
+
+    async fn get_genesis(
+        &self,
+        _: Request<GetGenesisRequest>,
+    ) -> Result<Response<GetGenesisResponse>, Status> {
+        Ok(Response::new(GetGenesisResponse {
+            genesis_json: self.genesis_json.as_ref().clone(),
+            genesis_hash: self.shared.genesis_hash.to_string(),
+        }))
+    }
+
+    async fn stream_rooted_blocks(
+        &self,
+        request: Request<StreamRootedBlocksRequest>,
+    ) -> Result<Response<RootedStream>, Status> {
+        let r = request.into_inner();
+        let ledger = self.ledger.clone();
+        let tamper = self.faults.serve_tampered;
+        let latest = {
+            let ledger = ledger.clone();
+            tokio::task::spawn_blocking(move || ledger.latest_root())
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::internal(e.to_string()))?
+        };
+        let Some((latest, _)) = latest else {
+            return Err(Status::not_found("the node has no rooted block yet"));
+        };
+        let to = if r.to_slot == 0 {
+            latest
+        } else {
+            r.to_slot.min(latest)
+        };
+        let (tx, rx) = mpsc::channel::<Result<RootedBlock, Status>>(16);
+        tokio::task::spawn_blocking(move || {
+            let mut from = r.from_slot.max(1);
+            while from <= to {
+                let upto = from.saturating_add(ROOTED_BATCH - 1).min(to);
+                let roots = match ledger.roots_range(from..=upto) {
+                    Ok(roots) => roots,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+                        return;
+                    }
+                };
+                for (slot, _) in roots {
+                    let item = (|| {
+                        let bytes = ledger
+                            .get_block(slot)
+                            .map_err(|e| Status::internal(e.to_string()))?
+                            .ok_or_else(|| {
+                                Status::not_found(format!("rooted slot {slot} has no stored block"))
+                            })?;
+                        let bank_hash = ledger
+                            .bank_hash(slot)
+                            .map_err(|e| Status::internal(e.to_string()))?
+                            .map(|h| bb_core::Hash(h).to_string())
+                            .unwrap_or_default();
+                        let block_bytes = if r.headers_only || tamper {
+                            let mut block = Block::from_bytes(&bytes)
+                                .map_err(|e| Status::internal(e.to_string()))?;
+                            if r.headers_only {
+                                block.entries.clear();
+                            } else {
+                                block = tamper_block(block);
+                            }
+                            block.to_bytes()
+                        } else {
+                            bytes
+                        };
+                        Ok(RootedBlock {
+                            slot,
+                            block_bytes,
+                            bank_hash,
+                        })
+                    })();
+                    let failed = item.is_err();
+                    if tx.blocking_send(item).is_err() || failed {
+                        return;
+                    }
+                }
+                from = upto + 1;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn list_snapshots(
+        &self,
+        _: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        let dir = self.snapshots_dir.clone();
+        let list = tokio::task::spawn_blocking(move || bb_snapshots::list_snapshots(&dir))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ListSnapshotsResponse {
+            snapshots: list.iter().map(snapshot_info).collect(),
+        }))
+    }
+
+    async fn create_snapshot(
+        &self,
+        _: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<SnapshotInfo>, Status> {
+        let info = self
+            .ask(|reply| Query::CreateSnapshot { reply })
+            .await?
+            .map_err(Status::unavailable)?;
+        Ok(Response::new(snapshot_info(&info)))
+    }
+
+    async fn download_snapshot(
+        &self,
+        request: Request<DownloadSnapshotRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let r = request.into_inner();
+        let dir = self.snapshots_dir.clone();
+        let found = tokio::task::spawn_blocking(move || bb_snapshots::list_snapshots(&dir))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .find(|s| {
+                s.slot == r.slot
+                    && (r.bank_hash.is_empty() || s.bank_hash.to_string() == r.bank_hash)
+            })
+            .ok_or_else(|| {
+                Status::not_found(format!("this node keeps no snapshot of slot {}", r.slot))
+            })?;
+        let tamper = self.faults.serve_tampered;
+        let (tx, rx) = mpsc::channel::<Result<SnapshotChunk, Status>>(4);
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            let send_err = |e: std::io::Error| {
+                let _ =
+                    tx.blocking_send(Err(Status::internal(format!("reading the snapshot: {e}"))));
+            };
+            let mut file = match std::fs::File::open(&found.path) {
+                Ok(f) => f,
+                Err(e) => return send_err(e),
+            };
+            let total = match file.metadata() {
+                Ok(m) => m.len(),
+                Err(e) => return send_err(e),
+            };
+            let mut offset = r.offset.min(total);
+            if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+                return send_err(e);
+            }
+            let middle = total / 2;
+            while offset < total {
+                let want = SNAPSHOT_CHUNK.min((total - offset) as usize);
+                let mut data = vec![0u8; want];
+                if let Err(e) = file.read_exact(&mut data) {
+                    return send_err(e);
+                }
+                if tamper && (offset..offset + want as u64).contains(&middle) {
+                    data[(middle - offset) as usize] ^= 0x40;
+                }
+                let chunk = SnapshotChunk {
+                    offset,
+                    data,
+                    total_size: total,
+                };
+                offset += want as u64;
+                if tx.blocking_send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
 
     async fn stream_blocks(
         &self,

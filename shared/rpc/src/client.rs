@@ -9,10 +9,13 @@ use tonic::{Code, Status, Streaming};
 use crate::MAX_MESSAGE_BYTES;
 use crate::pb::node_client::NodeClient as RawClient;
 use crate::pb::{
-    Commitment, GetBalanceRequest, GetBalanceResponse, GetBlockRequest, GetBlockResponse,
+    Commitment, CreateSnapshotRequest, DownloadSnapshotRequest, GetBalanceRequest,
+    GetBalanceResponse, GetBlockRequest, GetBlockResponse, GetGenesisRequest, GetGenesisResponse,
     GetLeaderScheduleRequest, GetLeaderScheduleResponse, GetPeersRequest, GetPeersResponse,
-    GetStatusRequest, GetStatusResponse, GetVotesRequest, GetVotesResponse, StreamBlocksRequest,
-    StreamBlocksResponse, SubmitTransactionsRequest, SubmitTransactionsResponse,
+    GetStatusRequest, GetStatusResponse, GetVotesRequest, GetVotesResponse, ListSnapshotsRequest,
+    ListSnapshotsResponse, RootedBlock, SnapshotChunk, SnapshotInfo, StreamBlocksRequest,
+    StreamBlocksResponse, StreamRootedBlocksRequest, SubmitTransactionsRequest,
+    SubmitTransactionsResponse,
 };
 
 /// Why a call to a node failed. Every message names the node's URL, so a tool can print it
@@ -277,6 +280,72 @@ impl NodeClient {
             .get_balance(GetBalanceRequest {
                 address: address.to_string(),
                 commitment: commitment.into(),
+            })
+            .await;
+        self.unary(answer)
+    }
+
+    /// `GetGenesis`: the genesis JSON the node runs with, and its hash.
+    pub async fn genesis(&self) -> Result<GetGenesisResponse, RpcError> {
+        let answer = self.inner.clone().get_genesis(GetGenesisRequest {}).await;
+        self.unary(answer)
+    }
+
+    /// `ListSnapshots`: the snapshots the node keeps, newest first.
+    pub async fn list_snapshots(&self) -> Result<ListSnapshotsResponse, RpcError> {
+        let answer = self
+            .inner
+            .clone()
+            .list_snapshots(ListSnapshotsRequest {})
+            .await;
+        self.unary(answer)
+    }
+
+    /// `CreateSnapshot`: a snapshot of the node's current root, made now if needed.
+    pub async fn create_snapshot(&self) -> Result<SnapshotInfo, RpcError> {
+        let answer = self
+            .inner
+            .clone()
+            .create_snapshot(CreateSnapshotRequest {})
+            .await;
+        self.unary(answer)
+    }
+
+    /// `DownloadSnapshot`: the file of the snapshot at `slot` from byte `offset` on, in
+    /// chunks. `bank_hash` (base58) pins which one; empty takes the node's.
+    pub async fn download_snapshot(
+        &self,
+        slot: u64,
+        bank_hash: &str,
+        offset: u64,
+    ) -> Result<Streaming<SnapshotChunk>, RpcError> {
+        let answer = self
+            .inner
+            .clone()
+            .download_snapshot(DownloadSnapshotRequest {
+                slot,
+                bank_hash: bank_hash.to_string(),
+                offset,
+            })
+            .await;
+        self.unary(answer)
+    }
+
+    /// `StreamRootedBlocks`: the rooted chain over `[from_slot, to_slot]` (`to_slot` 0: up
+    /// to the node's latest root), one block per message, in slot order.
+    pub async fn rooted_blocks(
+        &self,
+        from_slot: u64,
+        to_slot: u64,
+        headers_only: bool,
+    ) -> Result<Streaming<RootedBlock>, RpcError> {
+        let answer = self
+            .inner
+            .clone()
+            .stream_rooted_blocks(StreamRootedBlocksRequest {
+                from_slot,
+                to_slot,
+                headers_only,
             })
             .await;
         self.unary(answer)

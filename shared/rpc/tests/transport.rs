@@ -14,6 +14,11 @@ use bb_rpc::pb::{
     LeaderRun, Peer, SlotHash, StreamBlocksRequest, StreamBlocksResponse,
     SubmitTransactionsRequest, SubmitTransactionsResponse, TransactionResult, VoteInfo,
 };
+use bb_rpc::pb::{
+    CreateSnapshotRequest, DownloadSnapshotRequest, GetGenesisRequest, GetGenesisResponse,
+    ListSnapshotsRequest, ListSnapshotsResponse, RootedBlock, SnapshotChunk, SnapshotInfo,
+    StreamRootedBlocksRequest,
+};
 use bb_rpc::{NODE_SERVICE_NAME, Node, NodeClient, RpcError, ServeError, ServingStatus};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -274,6 +279,84 @@ impl Node for FixedNode {
             commitment: commitment.into(),
         }))
     }
+
+    async fn get_genesis(
+        &self,
+        _: Request<GetGenesisRequest>,
+    ) -> Result<Response<GetGenesisResponse>, Status> {
+        Ok(Response::new(GetGenesisResponse {
+            genesis_json: b"{}".to_vec(),
+            genesis_hash: Hash([7; 32]).to_string(),
+        }))
+    }
+
+    async fn list_snapshots(
+        &self,
+        _: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        Ok(Response::new(ListSnapshotsResponse {
+            snapshots: vec![snapshot_info()],
+        }))
+    }
+
+    async fn create_snapshot(
+        &self,
+        _: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<SnapshotInfo>, Status> {
+        Ok(Response::new(snapshot_info()))
+    }
+
+    type DownloadSnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotChunk, Status>> + Send>>;
+
+    async fn download_snapshot(
+        &self,
+        request: Request<DownloadSnapshotRequest>,
+    ) -> Result<Response<Self::DownloadSnapshotStream>, Status> {
+        let r = request.into_inner();
+        if r.slot != SNAPSHOT_SLOT {
+            return Err(Status::not_found(format!("no snapshot of slot {}", r.slot)));
+        }
+        let file = snapshot_file();
+        let total = file.len() as u64;
+        let chunks: Vec<Result<SnapshotChunk, Status>> = file
+            .chunks(1000)
+            .enumerate()
+            .map(|(i, c)| (i as u64 * 1000, c))
+            .filter(|(at, c)| at + c.len() as u64 > r.offset)
+            .map(|(at, c)| {
+                let skip = r.offset.saturating_sub(at) as usize;
+                Ok(SnapshotChunk {
+                    offset: at + skip as u64,
+                    data: c[skip..].to_vec(),
+                    total_size: total,
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    type StreamRootedBlocksStream = Pin<Box<dyn Stream<Item = Result<RootedBlock, Status>> + Send>>;
+
+    async fn stream_rooted_blocks(
+        &self,
+        request: Request<StreamRootedBlocksRequest>,
+    ) -> Result<Response<Self::StreamRootedBlocksStream>, Status> {
+        let r = request.into_inner();
+        let items: Vec<Result<RootedBlock, Status>> = (r.from_slot..=r.to_slot.max(r.from_slot))
+            .map(|slot| {
+                Ok(RootedBlock {
+                    slot,
+                    block_bytes: if r.headers_only {
+                        vec![1]
+                    } else {
+                        vec![1, 2, 3]
+                    },
+                    bank_hash: Hash([slot as u8; 32]).to_string(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
 }
 
 /// A served test double; dropping it without `stop` leaves the server to the runtime's end.
@@ -297,6 +380,58 @@ impl Served {
             .expect("the server task did not panic");
         result.expect("the server ended cleanly");
     }
+}
+
+const SNAPSHOT_SLOT: u64 = 42;
+
+fn snapshot_file() -> Vec<u8> {
+    (0..2500u32).map(|i| (i % 251) as u8).collect()
+}
+
+fn snapshot_info() -> SnapshotInfo {
+    SnapshotInfo {
+        slot: SNAPSHOT_SLOT,
+        bank_hash: Hash([4; 32]).to_string(),
+        block_id: Hash([5; 32]).to_string(),
+        size: snapshot_file().len() as u64,
+        account_count: 3,
+        created_ms: 1,
+        file_name: "snapshot-42-x.bbsnap".into(),
+    }
+}
+
+#[tokio::test]
+async fn snapshots_and_rooted_blocks_stream_and_resume_from_an_offset() {
+    let served = serve_fixed_node().await;
+    let client = NodeClient::connect(&served.addr.to_string(), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(client.genesis().await.unwrap().genesis_json, b"{}");
+    let listed = client.list_snapshots().await.unwrap().snapshots;
+    assert_eq!(listed, vec![snapshot_info()]);
+    assert_eq!(client.create_snapshot().await.unwrap(), snapshot_info());
+    // A download resumed at byte 1500 gets exactly the rest of the file.
+    let mut got = Vec::new();
+    let mut stream = client
+        .download_snapshot(SNAPSHOT_SLOT, "", 1500)
+        .await
+        .unwrap();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        assert_eq!(chunk.offset, 1500 + got.len() as u64);
+        assert_eq!(chunk.total_size, 2500);
+        got.extend(chunk.data);
+    }
+    assert_eq!(got, snapshot_file()[1500..]);
+    let err = client.download_snapshot(7, "", 0).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    let mut blocks = client.rooted_blocks(3, 5, true).await.unwrap();
+    let mut slots = Vec::new();
+    while let Some(b) = blocks.message().await.unwrap() {
+        assert_eq!(b.block_bytes, vec![1]);
+        slots.push(b.slot);
+    }
+    assert_eq!(slots, vec![3, 4, 5]);
+    served.stop().await;
 }
 
 async fn serve_fixed_node() -> Served {

@@ -1,0 +1,766 @@
+//! The three ways to catch up, on one skeleton:
+//!
+//! 1. a trusted *base*: the genesis bank (`full`), or a downloaded snapshot whose file
+//!    checks out (`snapshot`: the peer's newest; `warp`: one the peer makes of its root);
+//! 2. the rooted chain above the base, each header linked to the one before it, signed by
+//!    its scheduled leader, each body matching its header; stored in the staging ledger;
+//! 3. a *proof*: the highest slot whose (block id, bank hash) carries signed votes of
+//!    >= 2/3 of the stake, checked here vote by vote;
+//! 4. replay from the base up to the proven slot: every bank hash must equal the one the
+//!    peer claimed, and the proven one above all (a snapshot base is proven the same way:
+//!    the proof's bank hash chains back through every replayed block to it);
+//! 5. the staged ledger gets its roots, a snapshot at the proven slot and the kept tower,
+//!    and moves into place.
+//!
+//! Anything the peer sends that fails a check stops the sync with an error naming the
+//! peer and the slot, chunk or vote; the target directory is never written before step 5.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bb_cli::Output;
+use bb_cli::bar::{Bar, Unit};
+use bb_core::{Block, Canonical, Genesis, Hash, Slot};
+use bb_ledger::{Ledger, RootCommit, SlotMeta};
+use bb_rpc::NodeClient;
+use bb_runtime::Bank;
+use bb_snapshots::NoProgress;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::chain::{ChainChecker, Link};
+use crate::proof::{self, Proven, StakeTable};
+use crate::stage::{Plan, SnapshotChoice, Stage};
+
+/// How far below the top of the chain a proof is looked for.
+const PROOF_CANDIDATES: usize = 64;
+/// Blocks of history a warp sync keeps below its snapshot.
+pub const WARP_HISTORY: u64 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Full,
+    Snapshot,
+    Warp,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Snapshot => "snapshot",
+            Mode::Warp => "warp",
+        }
+    }
+}
+
+/// Everything a sync needs, resolved from the command line.
+#[derive(Debug)]
+pub struct Job {
+    pub mode: Mode,
+    pub client: NodeClient,
+    /// The peer as the user named it, for messages.
+    pub peer: String,
+    pub genesis: Genesis,
+    pub genesis_json: Vec<u8>,
+    pub target: PathBuf,
+    pub limit_rate: Option<u64>,
+    pub out: Output,
+}
+
+/// What a finished sync reports (`--json`).
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub mode: String,
+    pub peer: String,
+    pub ledger: PathBuf,
+    pub genesis_hash: String,
+    /// The slot the new ledger is rooted at: proven by votes.
+    pub root: Slot,
+    pub bank_hash: String,
+    pub block_id: String,
+    pub proof_voters: usize,
+    pub proof_stake_share: f64,
+    pub snapshot_slot: Option<Slot>,
+    pub blocks_downloaded: u64,
+    pub blocks_reused: u64,
+    pub blocks_replayed: u64,
+    pub bytes_downloaded: u64,
+    pub bytes_reused: u64,
+    pub tower_kept: bool,
+    pub elapsed_ms: u64,
+}
+
+/// Keeps downloads under `--limit-rate`.
+#[derive(Debug)]
+struct Pace {
+    limit: Option<u64>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Pace {
+    async fn account(&mut self, n: usize) {
+        self.bytes += n as u64;
+        if let Some(limit) = self.limit {
+            let due = Duration::from_secs_f64(self.bytes as f64 / limit.max(1) as f64);
+            let elapsed = self.started.elapsed();
+            if due > elapsed {
+                tokio::time::sleep(due - elapsed).await;
+            }
+        }
+    }
+}
+
+/// A base state the chain is replayed from.
+struct Base {
+    bank: Arc<Bank>,
+    slot: Slot,
+    block_id: Hash,
+}
+
+pub async fn run(job: Job) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let genesis_hash = job.genesis.hash();
+    let stage = Stage::for_target(&job.target)?;
+    if stage.recover()? {
+        job.out
+            .note("finished a swap an earlier run was interrupted in");
+    }
+    let (mut plan, reused) = stage.open(job.mode.name(), &genesis_hash.to_string())?;
+    if reused {
+        job.out.note(&format!(
+            "resuming from {} (what it holds is not downloaded again)",
+            stage.dir.display()
+        ));
+    }
+    let ledger_dir = stage.ledger_dir();
+    let staged = Ledger::open(&ledger_dir)
+        .with_context(|| format!("cannot open the staging ledger {}", ledger_dir.display()))?;
+    crate::stage::write_synced(&ledger_dir.join("genesis.json"), &job.genesis_json)?;
+    let mut pace = Pace {
+        limit: job.limit_rate,
+        started: Instant::now(),
+        bytes: 0,
+    };
+    let mut report = Report {
+        mode: job.mode.name().to_string(),
+        peer: job.peer.clone(),
+        ledger: job.target.clone(),
+        genesis_hash: genesis_hash.to_string(),
+        ..Report::default()
+    };
+
+    // 1. The base.
+    let base = match job.mode {
+        Mode::Full => {
+            let bank = Bank::new_genesis(&job.genesis)?;
+            Base {
+                bank,
+                slot: 0,
+                block_id: genesis_hash,
+            }
+        }
+        Mode::Snapshot | Mode::Warp => {
+            let base = snapshot_base(&job, &stage, &mut plan, &mut pace, &mut report).await?;
+            report.snapshot_slot = Some(base.slot);
+            base
+        }
+    };
+
+    // 2. The rooted chain above the base: headers checked first, then bodies.
+    let links = fetch_headers(&job, &base).await?;
+    fetch_bodies(&job, &staged, &links, &mut pace, &mut report).await?;
+    if job.mode == Mode::Warp {
+        fetch_history(&job, &staged, &base, &mut pace, &mut report).await?;
+    }
+
+    // 3. The proof, on the hashes the peer claims; replay then has to reproduce them.
+    let (proven, upto) = prove(&job, &base, &links).await?;
+    report.proof_voters = proven.voters;
+    report.proof_stake_share = proven.stake_share;
+
+    // 4. Replay from the base to the proven slot.
+    let bank = replay(&job, &staged, &base, &links[..upto], &mut report)?;
+    if bank.hash() != Some(proven.bank_hash) || bank.slot() != proven.slot {
+        bail!(
+            "replay reached slot {} with bank hash {}, but the votes prove slot {} with {}",
+            bank.slot(),
+            bank.hash().unwrap_or_default(),
+            proven.slot,
+            proven.bank_hash
+        );
+    }
+
+    // 5. Roots, snapshot and tower into the staged ledger, then into place.
+    let rooted: Vec<(u64, [u8; 32], [u8; 32])> = links[..upto]
+        .iter()
+        .map(|l| (l.slot, l.block_id.0, l.bank_hash.0))
+        .collect();
+    if staged.latest_root()?.is_none_or(|(r, _)| r < proven.slot) {
+        let (root, ancestors) = match rooted.split_last() {
+            Some((last, rest)) => (*last, rest.to_vec()),
+            None => ((base.slot, base.block_id.0, proven.bank_hash.0), Vec::new()),
+        };
+        let ancestors: Vec<_> = match staged.latest_root()? {
+            Some((r, _)) => ancestors.into_iter().filter(|a| a.0 > r).collect(),
+            None => ancestors,
+        };
+        staged.commit_root(&RootCommit {
+            slot: root.0,
+            block_id: root.1,
+            bank_hash: root.2,
+            rooted_ancestors: &ancestors,
+            ..RootCommit::default()
+        })?;
+    }
+    if job.mode == Mode::Full || bank.slot() != base.slot {
+        let (fields, accounts) = bank.snapshot()?;
+        bb_snapshots::write_snapshot(
+            &fields,
+            accounts.into_iter(),
+            &ledger_dir.join("snapshots"),
+            &NoProgress,
+        )
+        .context("cannot write the snapshot of the synced state")?;
+    }
+    report.tower_kept = keep_tower(&job.target, &staged)?;
+    drop(staged);
+    plan.ready = true;
+    stage.save(&plan)?;
+    stage.swap_in()?;
+
+    report.root = proven.slot;
+    report.bank_hash = proven.bank_hash.to_string();
+    report.block_id = proven.block_id.to_string();
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Downloads (or resumes) the snapshot the mode wants, verifies the file and rebuilds its
+/// bank.
+async fn snapshot_base(
+    job: &Job,
+    stage: &Stage,
+    plan: &mut Plan,
+    pace: &mut Pace,
+    report: &mut Report,
+) -> anyhow::Result<Base> {
+    let dir = stage.ledger_dir().join("snapshots");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let peer = &job.peer;
+    let mut choice = plan.snapshot.clone();
+    for attempt in 0..2 {
+        let c = match choice.take() {
+            Some(c) => c,
+            None => {
+                let info = match job.mode {
+                    Mode::Warp => job.client.create_snapshot().await?,
+                    _ => job
+                        .client
+                        .list_snapshots()
+                        .await?
+                        .snapshots
+                        .into_iter()
+                        .max_by_key(|s| s.slot)
+                        .with_context(|| {
+                            format!(
+                                "{peer} keeps no snapshots yet; try `bb-sync warp` (it asks the peer to make one)"
+                            )
+                        })?,
+                };
+                let c = SnapshotChoice {
+                    slot: info.slot,
+                    bank_hash: info.bank_hash,
+                    file_name: info.file_name,
+                    size: info.size,
+                };
+                if c.file_name.contains('/') || c.file_name.starts_with('.') {
+                    bail!(
+                        "{peer} names its snapshot {:?}, which is not a file name",
+                        c.file_name
+                    );
+                }
+                plan.snapshot = Some(c.clone());
+                stage.save(plan)?;
+                c
+            }
+        };
+        let path = dir.join(&c.file_name);
+        match download(job, &c, &path, pace, report).await {
+            Ok(()) => {}
+            Err(e) if attempt == 0 && is_not_found(&e) => {
+                // The peer pruned the snapshot meanwhile: choose again.
+                plan.snapshot = None;
+                stage.save(plan)?;
+                let _ = std::fs::remove_file(partial(&path));
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        let info = match bb_snapshots::verify_file(&path, &NoProgress) {
+            Ok(info) => info,
+            Err(e) => {
+                // A bad file is not resumed: the next run downloads it again.
+                let _ = std::fs::remove_file(&path);
+                plan.snapshot = None;
+                stage.save(plan)?;
+                bail!("the snapshot {peer} served is not valid: {e}");
+            }
+        };
+        if info.slot != c.slot || info.bank_hash.to_string() != c.bank_hash {
+            let _ = std::fs::remove_file(&path);
+            bail!(
+                "{peer} announced a snapshot of slot {} with bank hash {} but served one of slot {} with {}",
+                c.slot,
+                c.bank_hash,
+                info.slot,
+                info.bank_hash
+            );
+        }
+        let bank = bb_snapshots::load_snapshot(&path, &job.genesis, &NoProgress)
+            .with_context(|| format!("the snapshot {peer} served"))?;
+        return Ok(Base {
+            slot: bank.slot(),
+            block_id: bank.block_id().unwrap_or_default(),
+            bank,
+        });
+    }
+    bail!("{peer} pruned every snapshot it offered before the download finished")
+}
+
+fn partial(path: &Path) -> PathBuf {
+    path.with_extension("bbsnap.partial")
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<bb_rpc::RpcError>()
+        .is_some_and(|e| e.is_not_found())
+}
+
+/// Downloads a snapshot file to `path`, resuming a partial download.
+async fn download(
+    job: &Job,
+    c: &SnapshotChoice,
+    path: &Path,
+    pace: &mut Pace,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if path.exists() {
+        report.bytes_reused += c.size;
+        return Ok(());
+    }
+    let part = partial(path);
+    let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let have = if have > c.size { 0 } else { have };
+    report.bytes_reused += have;
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&part)
+        .await
+        .with_context(|| format!("cannot open {}", part.display()))?;
+    file.set_len(have).await?;
+    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(have)).await?;
+    let mut bar = Bar::new(job.out, "snapshot", c.size, Unit::Bytes);
+    bar.set_position(have);
+    let mut offset = have;
+    if offset < c.size {
+        let mut stream = job
+            .client
+            .download_snapshot(c.slot, &c.bank_hash, offset)
+            .await?;
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|s| anyhow::anyhow!("{}: snapshot download: {}", job.peer, s.message()))?
+        {
+            if chunk.offset != offset {
+                bail!(
+                    "{} sent snapshot bytes at offset {} where {} was due",
+                    job.peer,
+                    chunk.offset,
+                    offset
+                );
+            }
+            if chunk.total_size != c.size || offset + chunk.data.len() as u64 > c.size {
+                bail!(
+                    "{} sent more snapshot bytes than the {} it announced",
+                    job.peer,
+                    c.size
+                );
+            }
+            file.write_all(&chunk.data).await?;
+            offset += chunk.data.len() as u64;
+            report.bytes_downloaded += chunk.data.len() as u64;
+            bar.inc(chunk.data.len() as u64);
+            pace.account(chunk.data.len()).await;
+        }
+    }
+    file.sync_all().await?;
+    drop(file);
+    bar.finish();
+    if offset != c.size {
+        bail!(
+            "{} ended the snapshot download at byte {offset} of {}",
+            job.peer,
+            c.size
+        );
+    }
+    std::fs::rename(&part, path).with_context(|| format!("cannot rename {}", part.display()))?;
+    Ok(())
+}
+
+/// The headers of the rooted chain above the base, checked link by link.
+async fn fetch_headers(job: &Job, base: &Base) -> anyhow::Result<Vec<Link>> {
+    let peer = &job.peer;
+    let mut stream = match job.client.rooted_blocks(base.slot + 1, 0, true).await {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let bank = base.bank.clone();
+    let mut schedules: BTreeMap<u64, Arc<bb_runtime::LeaderSchedule>> = BTreeMap::new();
+    // Leaders by the base's stakes; replay re-checks them with each parent bank's.
+    let mut checker = ChainChecker::new(base.slot, base.block_id, |slot| {
+        let epoch = bank.epoch_schedule().epoch(slot);
+        if let Some(s) = schedules.get(&epoch) {
+            return s
+                .leader_at(slot)
+                .ok_or_else(|| "outside the schedule".to_string());
+        }
+        let s = Arc::new(bank.leader_schedule(epoch).map_err(|e| e.to_string())?);
+        schedules.insert(epoch, s.clone());
+        s.leader_at(slot)
+            .ok_or_else(|| "outside the schedule".to_string())
+    });
+    let mut bar = Bar::new(job.out, "headers", 0, Unit::Items("headers"));
+    let mut links = Vec::new();
+    while let Some(item) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("{peer}: header stream: {}", s.message()))?
+    {
+        let block = Block::from_bytes(&item.block_bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{peer} sent a header for slot {} that does not decode: {e}",
+                item.slot
+            )
+        })?;
+        let bank_hash = parse_hash(&item.bank_hash)
+            .with_context(|| format!("{peer} sent slot {} with a bad bank hash", item.slot))?;
+        let link = checker
+            .check(item.slot, &block, bank_hash)
+            .map_err(|e| anyhow::anyhow!("{peer} sent a broken chain: {e}"))?;
+        links.push(link);
+        bar.set_len(links.len() as u64);
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(links)
+}
+
+fn parse_hash(s: &str) -> anyhow::Result<Hash> {
+    s.parse::<Hash>().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Fetches every body of `links` not staged yet; each must match its checked header.
+async fn fetch_bodies(
+    job: &Job,
+    staged: &Ledger,
+    links: &[Link],
+    pace: &mut Pace,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let Some(last) = links.last() else {
+        return Ok(());
+    };
+    let have: BTreeSet<Slot> = staged
+        .blocks_range(links[0].slot..=last.slot)?
+        .into_iter()
+        .collect();
+    let wanted: BTreeMap<Slot, &Link> = links.iter().map(|l| (l.slot, l)).collect();
+    report.blocks_reused += wanted.keys().filter(|s| have.contains(s)).count() as u64;
+    let Some(first_missing) = wanted.keys().find(|s| !have.contains(s)).copied() else {
+        return Ok(());
+    };
+    let missing = wanted.keys().filter(|s| !have.contains(s)).count() as u64;
+    let mut bar = Bar::new(job.out, "blocks", missing, Unit::Items("blocks"));
+    let peer = &job.peer;
+    let mut stream = job
+        .client
+        .rooted_blocks(first_missing, last.slot, false)
+        .await?;
+    let mut got = 0;
+    while let Some(item) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("{peer}: block stream: {}", s.message()))?
+    {
+        pace.account(item.block_bytes.len()).await;
+        let Some(link) = wanted.get(&item.slot) else {
+            bail!(
+                "{peer} sent slot {} which is not in the chain it announced",
+                item.slot
+            );
+        };
+        if have.contains(&item.slot) {
+            continue;
+        }
+        store_block(staged, link, &item.block_bytes, peer)?;
+        report.blocks_downloaded += 1;
+        report.bytes_downloaded += item.block_bytes.len() as u64;
+        got += 1;
+        bar.inc(1);
+    }
+    bar.finish();
+    if got < missing {
+        bail!(
+            "{peer} ended the block stream with {} of {missing} blocks missing",
+            missing - got
+        );
+    }
+    Ok(())
+}
+
+/// Checks a body against its header and stages it.
+fn store_block(staged: &Ledger, link: &Link, bytes: &[u8], peer: &str) -> anyhow::Result<()> {
+    let slot = link.slot;
+    let block = Block::from_bytes(bytes).map_err(|e| {
+        anyhow::anyhow!("{peer} sent a block for slot {slot} that does not decode: {e}")
+    })?;
+    if block.id() != link.block_id {
+        bail!(
+            "{peer} sent a block for slot {slot} whose header is not the one checked (id {} instead of {})",
+            block.id(),
+            link.block_id
+        );
+    }
+    block.verify_body().map_err(|e| {
+        anyhow::anyhow!(
+            "{peer} sent a tampered block for slot {slot}: its body does not match its header: {e}"
+        )
+    })?;
+    let meta = SlotMeta {
+        parent_slot: link.parent_slot,
+        is_full: true,
+        ..SlotMeta::default()
+    };
+    staged.put_block(slot, &meta, bytes)?;
+    Ok(())
+}
+
+/// Warp: the blocks of the last [`WARP_HISTORY`] slots below the snapshot, for history
+/// (queries, repair of peers); checked by their links back from the snapshot's block.
+async fn fetch_history(
+    job: &Job,
+    staged: &Ledger,
+    base: &Base,
+    pace: &mut Pace,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if base.slot <= 1 {
+        return Ok(());
+    }
+    let from = base.slot.saturating_sub(WARP_HISTORY).max(1);
+    let peer = &job.peer;
+    let mut stream = match job.client.rooted_blocks(from, base.slot, false).await {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut blocks: Vec<(Block, Vec<u8>)> = Vec::new();
+    let mut bar = Bar::new(job.out, "history", 0, Unit::Items("blocks"));
+    while let Some(item) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("{peer}: block stream: {}", s.message()))?
+    {
+        pace.account(item.block_bytes.len()).await;
+        report.bytes_downloaded += item.block_bytes.len() as u64;
+        let block = Block::from_bytes(&item.block_bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{peer} sent a block for slot {} that does not decode: {e}",
+                item.slot
+            )
+        })?;
+        blocks.push((block, item.block_bytes));
+        bar.inc(1);
+    }
+    bar.finish();
+    // Walk back from the snapshot's own block: each block must be its successor's parent.
+    let mut expected = (base.slot, base.block_id);
+    let mut kept = 0;
+    for (block, bytes) in blocks.iter().rev() {
+        let h = &block.header;
+        if h.slot > base.slot {
+            continue;
+        }
+        if h.slot != expected.0 || block.id() != expected.1 {
+            bail!(
+                "{peer} sent history that does not lead to the snapshot: slot {} (id {}) where slot {} (id {}) was due",
+                h.slot,
+                block.id(),
+                expected.0,
+                expected.1
+            );
+        }
+        block.verify_signature().map_err(|_| {
+            anyhow::anyhow!(
+                "{peer} sent a block for slot {} with a bad leader signature",
+                h.slot
+            )
+        })?;
+        block.verify_body().map_err(|e| {
+            anyhow::anyhow!("{peer} sent a tampered block for slot {}: {e}", h.slot)
+        })?;
+        let meta = SlotMeta {
+            parent_slot: h.parent_slot,
+            is_full: true,
+            ..SlotMeta::default()
+        };
+        staged.put_block(h.slot, &meta, bytes)?;
+        kept += 1;
+        expected = (h.parent_slot, h.parent_id);
+    }
+    report.blocks_downloaded += kept;
+    Ok(())
+}
+
+/// Finds the highest slot of the base or the chain whose block and claimed bank hash are
+/// proven by votes. Returns the proof and how many links lead up to it.
+async fn prove(job: &Job, base: &Base, links: &[Link]) -> anyhow::Result<(Proven, usize)> {
+    let genesis = StakeTable {
+        name: "genesis",
+        stakes: job
+            .genesis
+            .validators
+            .iter()
+            .map(|v| (v.identity, v.stake))
+            .collect(),
+    };
+    let mut candidates: Vec<(Slot, Hash, Hash, usize)> = links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.slot, l.block_id, l.bank_hash, i + 1))
+        .collect();
+    candidates.push((
+        base.slot,
+        base.block_id,
+        base.bank.hash().unwrap_or_default(),
+        0,
+    ));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
+    if base.slot == 0 && links.is_empty() {
+        bail!("{} has no rooted blocks yet: nothing to sync", job.peer);
+    }
+    let mut last_error = None;
+    for (slot, block_id, bank_hash, upto) in candidates.into_iter().take(PROOF_CANDIDATES) {
+        if slot == 0 {
+            break;
+        }
+        let votes = match job.client.votes(slot).await {
+            Ok(v) => v
+                .votes
+                .into_iter()
+                .map(|v| v.signed_vote)
+                .collect::<Vec<_>>(),
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        // The stakes that weigh votes at `slot`, as the state the sync will trust records
+        // them, beside the genesis anchor: a forged state cannot invent its own voters.
+        let epoch = base.bank.epoch_schedule().epoch(slot);
+        let state = StakeTable {
+            name: "synced state's",
+            stakes: base
+                .bank
+                .epoch_stakes(epoch)
+                .map(|s| s.iter().map(|(k, v)| (*k, *v)).collect())
+                .unwrap_or_else(|| base.bank.stakes().iter().map(|(k, v)| (*k, *v)).collect()),
+        };
+        match proof::weigh(&votes, slot, block_id, bank_hash, &[genesis.clone(), state]) {
+            Ok(p) => return Ok((p, upto)),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match last_error {
+        Some(e) => bail!(
+            "{} could not prove any of its newest {PROOF_CANDIDATES} rooted slots by votes; the last try: {e}",
+            job.peer
+        ),
+        None => bail!("{} holds no votes for its newest rooted slots", job.peer),
+    }
+}
+
+/// Replays the staged blocks of `links` from the base; every bank hash must be the one the
+/// peer claimed.
+fn replay(
+    job: &Job,
+    staged: &Ledger,
+    base: &Base,
+    links: &[Link],
+    report: &mut Report,
+) -> anyhow::Result<Arc<Bank>> {
+    let mut bank = base.bank.clone();
+    let mut bar = Bar::new(job.out, "replay", links.len() as u64, Unit::Items("blocks"));
+    for link in links {
+        let slot = link.slot;
+        let bytes = staged
+            .get_block(slot)?
+            .with_context(|| format!("the staged block of slot {slot} is missing"))?;
+        let block = Block::from_bytes(&bytes)
+            .map_err(|e| anyhow::anyhow!("the staged block of slot {slot} does not decode: {e}"))?;
+        let leader = bank
+            .slot_leader(slot)
+            .map_err(|e| anyhow::anyhow!("slot {slot}: no leader: {e}"))?;
+        let next = Bank::replay_block(&bank, &block, leader).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the block of slot {slot} does not replay: {e}",
+                job.peer
+            )
+        })?;
+        let hash = next.hash().unwrap_or_default();
+        if hash != link.bank_hash {
+            bail!(
+                "{}: slot {slot} replays to bank hash {hash}, but the peer claims {}",
+                job.peer,
+                link.bank_hash
+            );
+        }
+        let next = Arc::new(next);
+        // Root each bank as it comes: the chain is final, and memory stays flat.
+        next.squash()?;
+        bank = next;
+        report.blocks_replayed += 1;
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(bank)
+}
+
+/// Copies the tower of the ledger being replaced into the new one: a validator must never
+/// forget what it voted, or it could vote twice. Returns whether there was one.
+fn keep_tower(target: &Path, staged: &Ledger) -> anyhow::Result<bool> {
+    if !target.join(bb_ledger::LEDGER_FILE_NAME).exists() {
+        return Ok(false);
+    }
+    let old = Ledger::open(target).with_context(|| {
+        format!(
+            "cannot open the ledger in {} to keep its tower (is its validator running?)",
+            target.display()
+        )
+    })?;
+    match old.load_tower()? {
+        Some(tower) => {
+            staged.save_tower(&tower)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
