@@ -92,6 +92,47 @@ fn nodes_join_a_live_network_by_every_sync_mode_and_tampering_is_caught() {
     assert!(ok, "no finalized slot 40\n{}", net.logs());
     let scratch = tempfile::tempdir().expect("tempdir");
 
+    // bb-snapshot over gRPC: node 0 snapshots its root; the file is downloaded and checks
+    // out. From the tampering node 2, the corrupt file is refused and not kept.
+    let snap = |node: &str| {
+        Command::new(bin("bb-snapshot"))
+            .args(["create", "--json", "--node", node, "-o"])
+            .arg(format!(
+                "{}/",
+                scratch.path().join(format!("snap-{node}")).display()
+            ))
+            .arg("--localnet")
+            .arg(net.dir())
+            .output()
+            .expect("bb-snapshot runs")
+    };
+    let out = snap("0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = json(&out);
+    let file = info["path"].as_str().expect("path").to_string();
+    let verified = Command::new(bin("bb-snapshot"))
+        .args(["verify", "--json", &file])
+        .output()
+        .expect("bb-snapshot runs");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(json(&verified)["bank_hash"], info["bank_hash"]);
+    let out = snap("2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not valid") && err.contains("chunk"), "{err}");
+    assert!(
+        dir_listing(&scratch.path().join("snap-2")).is_empty(),
+        "the bad file was kept"
+    );
+
     // A tampering peer: named, and the target directory is never created.
     let target = scratch.path().join("tampered");
     for mode in ["full", "warp"] {

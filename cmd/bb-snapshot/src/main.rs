@@ -6,12 +6,14 @@
 //! a snapshot into a fresh ledger, keeping the node's vote tower.
 
 mod bar;
+mod fetch;
 mod restore;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use bb_cli::target::NodeArgs;
 use bb_cli::{EXIT_OK, Output};
 use bb_core::Genesis;
 use bb_snapshots::{SNAPSHOT_DIR_NAME, SnapshotInfo};
@@ -45,14 +47,27 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Snapshot the rooted state of a stopped node's ledger (its latest root, or --slot).
+    /// Snapshot the rooted state: of a running node over gRPC (node 0 of ./.bb-localnet by
+    /// default; it snapshots its latest root, or hands over the one it keeps for --slot),
+    /// or of a stopped node's ledger with --ledger (any rooted slot).
     #[command(after_help = "Examples:
-  bb-snapshot create --ledger ./.bb-localnet/node-0/ledger
-  bb-snapshot create --ledger DIR --slot 1200 -o /backups/")]
+  bb-snapshot create                               # node 0 of ./.bb-localnet, latest root
+  bb-snapshot create --localnet /tmp/net --node 2 -o /backups/
+  bb-snapshot create --rpc http://127.0.0.1:8899 --slot 1200
+  bb-snapshot create --ledger ./.bb-localnet/node-0/ledger --slot 1200")]
     Create {
         /// The ledger directory of a stopped node.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["rpc", "localnet", "node"])]
         ledger: Option<PathBuf>,
+        /// A running node's gRPC URL.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["localnet", "node"])]
+        rpc: Option<String>,
+        /// The localnet directory [default: ./.bb-localnet].
+        #[arg(long, value_name = "DIR")]
+        localnet: Option<PathBuf>,
+        /// Which node of the localnet [default: 0].
+        #[arg(long, value_name = "I")]
+        node: Option<usize>,
         /// The network's genesis file [default: DIR/genesis.json].
         #[arg(long, value_name = "FILE")]
         genesis: Option<PathBuf>,
@@ -105,11 +120,13 @@ enum Command {
     },
 }
 
-/// Where `create` takes the state from. Only a stopped node's ledger for now; reading
-/// from a running node over gRPC will be another variant.
+/// Where `create` takes the state from.
 #[derive(Debug)]
 enum Source {
+    /// A stopped node's ledger, replayed here.
     Ledger { dir: PathBuf },
+    /// A running node, which writes the snapshot; the file is downloaded and verified here.
+    Node(NodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -118,17 +135,25 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Create {
                 ledger,
+                rpc,
+                localnet,
+                node,
                 genesis,
                 slot,
                 output,
-            } => {
-                let Some(dir) = ledger else {
-                    anyhow::bail!(
-                        "pass --ledger DIR: snapshots are made from a stopped node's ledger"
-                    );
-                };
-                create(out, Source::Ledger { dir }, genesis, slot, output)
-            }
+            } => match ledger {
+                Some(dir) => create(out, Source::Ledger { dir }, genesis, slot, output),
+                None => {
+                    let args = NodeArgs {
+                        rpc,
+                        localnet,
+                        node,
+                        genesis,
+                        timeout_ms: 30_000,
+                    };
+                    create(out, Source::Node(args), None, slot, output)
+                }
+            },
             Command::Verify { file } => verify(out, &file),
             Command::List { dir, ledger } => list(out, dir, ledger),
             Command::Restore {
@@ -178,6 +203,7 @@ fn create(
             let bank = bb_snapshots::bank_from_ledger(&ledger, &genesis, slot, &bar)?;
             (bank, dir.join(SNAPSHOT_DIR_NAME))
         }
+        Source::Node(args) => return fetch::create_from_node(out, &args, slot, output),
     };
     let (fields, accounts) = bank.snapshot()?;
     let dest = output.unwrap_or(default_dest);

@@ -29,7 +29,6 @@ use bb_rpc::NodeClient;
 use bb_runtime::Bank;
 use bb_snapshots::NoProgress;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 
 use crate::chain::{ChainChecker, Link};
 use crate::proof::{self, Proven, StakeTable};
@@ -104,14 +103,22 @@ struct Pace {
 }
 
 impl Pace {
-    async fn account(&mut self, n: usize) {
+    /// Counts `n` more bytes; returns how long to wait to stay under the limit.
+    fn delay(&mut self, n: usize) -> Duration {
         self.bytes += n as u64;
-        if let Some(limit) = self.limit {
-            let due = Duration::from_secs_f64(self.bytes as f64 / limit.max(1) as f64);
-            let elapsed = self.started.elapsed();
-            if due > elapsed {
-                tokio::time::sleep(due - elapsed).await;
+        match self.limit {
+            Some(limit) => {
+                let due = Duration::from_secs_f64(self.bytes as f64 / limit.max(1) as f64);
+                due.saturating_sub(self.started.elapsed())
             }
+            None => Duration::ZERO,
+        }
+    }
+
+    async fn account(&mut self, n: usize) {
+        let wait = self.delay(n);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -293,14 +300,16 @@ async fn snapshot_base(
         let path = dir.join(&c.file_name);
         match download(job, &c, &path, pace, report).await {
             Ok(()) => {}
-            Err(e) if attempt == 0 && is_not_found(&e) => {
+            Err(e) if attempt == 0 && e.is_not_found() => {
                 // The peer pruned the snapshot meanwhile: choose again.
                 plan.snapshot = None;
                 stage.save(plan)?;
-                let _ = std::fs::remove_file(partial(&path));
+                let mut part = path.clone().into_os_string();
+                part.push(".partial");
+                let _ = std::fs::remove_file(part);
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(anyhow::anyhow!("{peer}: {e}")),
         }
         let info = match bb_snapshots::verify_file(&path, &NoProgress) {
             Ok(info) => info,
@@ -333,15 +342,6 @@ async fn snapshot_base(
     bail!("{peer} pruned every snapshot it offered before the download finished")
 }
 
-fn partial(path: &Path) -> PathBuf {
-    path.with_extension("bbsnap.partial")
-}
-
-fn is_not_found(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<bb_rpc::RpcError>()
-        .is_some_and(|e| e.is_not_found())
-}
-
 /// Downloads a snapshot file to `path`, resuming a partial download.
 async fn download(
     job: &Job,
@@ -349,70 +349,20 @@ async fn download(
     path: &Path,
     pace: &mut Pace,
     report: &mut Report,
-) -> anyhow::Result<()> {
-    if path.exists() {
-        report.bytes_reused += c.size;
-        return Ok(());
-    }
-    let part = partial(path);
-    let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let have = if have > c.size { 0 } else { have };
-    report.bytes_reused += have;
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&part)
-        .await
-        .with_context(|| format!("cannot open {}", part.display()))?;
-    file.set_len(have).await?;
-    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(have)).await?;
+) -> Result<(), bb_rpc::DownloadError> {
     let mut bar = Bar::new(job.out, "snapshot", c.size, Unit::Bytes);
-    bar.set_position(have);
-    let mut offset = have;
-    if offset < c.size {
-        let mut stream = job
-            .client
-            .download_snapshot(c.slot, &c.bank_hash, offset)
-            .await?;
-        while let Some(chunk) = stream
-            .message()
-            .await
-            .map_err(|s| anyhow::anyhow!("{}: snapshot download: {}", job.peer, s.message()))?
-        {
-            if chunk.offset != offset {
-                bail!(
-                    "{} sent snapshot bytes at offset {} where {} was due",
-                    job.peer,
-                    chunk.offset,
-                    offset
-                );
-            }
-            if chunk.total_size != c.size || offset + chunk.data.len() as u64 > c.size {
-                bail!(
-                    "{} sent more snapshot bytes than the {} it announced",
-                    job.peer,
-                    c.size
-                );
-            }
-            file.write_all(&chunk.data).await?;
-            offset += chunk.data.len() as u64;
-            report.bytes_downloaded += chunk.data.len() as u64;
-            bar.inc(chunk.data.len() as u64);
-            pace.account(chunk.data.len()).await;
-        }
-    }
-    file.sync_all().await?;
-    drop(file);
+    let bar_ref = &mut bar;
+    let pace_ref = &mut *pace;
+    let (fetched, reused) = job
+        .client
+        .download_snapshot_file(c.slot, &c.bank_hash, c.size, path, |n| {
+            bar_ref.inc(n as u64);
+            tokio::time::sleep(pace_ref.delay(n))
+        })
+        .await?;
     bar.finish();
-    if offset != c.size {
-        bail!(
-            "{} ended the snapshot download at byte {offset} of {}",
-            job.peer,
-            c.size
-        );
-    }
-    std::fs::rename(&part, path).with_context(|| format!("cannot rename {}", part.display()))?;
+    report.bytes_downloaded += fetched;
+    report.bytes_reused += reused;
     Ok(())
 }
 
@@ -716,10 +666,7 @@ fn replay(
             .with_context(|| format!("the staged block of slot {slot} is missing"))?;
         let block = Block::from_bytes(&bytes)
             .map_err(|e| anyhow::anyhow!("the staged block of slot {slot} does not decode: {e}"))?;
-        let leader = bank
-            .slot_leader(slot)
-            .map_err(|e| anyhow::anyhow!("slot {slot}: no leader: {e}"))?;
-        let next = Bank::replay_block(&bank, &block, leader).map_err(|e| {
+        let next = Bank::replay_rooted(&bank, &block).map_err(|e| {
             anyhow::anyhow!(
                 "{}: the block of slot {slot} does not replay: {e}",
                 job.peer
@@ -733,9 +680,6 @@ fn replay(
                 link.bank_hash
             );
         }
-        let next = Arc::new(next);
-        // Root each bank as it comes: the chain is final, and memory stays flat.
-        next.squash()?;
         bank = next;
         report.blocks_replayed += 1;
         bar.inc(1);

@@ -18,6 +18,27 @@ use crate::pb::{
     SubmitTransactionsResponse,
 };
 
+/// Why a snapshot download failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl DownloadError {
+    /// The node does not keep (any more) the snapshot asked for.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, DownloadError::Rpc(e) if e.is_not_found())
+    }
+}
+
 /// Why a call to a node failed. Every message names the node's URL, so a tool can print it
 /// as its one line on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -329,6 +350,95 @@ impl NodeClient {
             })
             .await;
         self.unary(answer)
+    }
+
+    /// Downloads the snapshot file of `slot` (`bank_hash` base58 pins which; `size` is the
+    /// size the node announced) to `path`, through `PATH.partial`: an interrupted download
+    /// resumes where that file ends, and `path` appears (renamed, synced) only once whole.
+    /// `on_chunk(n)` runs after each chunk lands (progress, pacing). Returns the bytes
+    /// fetched now and the bytes a previous run had fetched. Checks only that the node sent
+    /// the announced bytes in order: the file's contents are for the caller to verify.
+    pub async fn download_snapshot_file<F, Fut>(
+        &self,
+        slot: u64,
+        bank_hash: &str,
+        size: u64,
+        path: &std::path::Path,
+        mut on_chunk: F,
+    ) -> Result<(u64, u64), DownloadError>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+        let io = |what: &str, e: std::io::Error| DownloadError::Io {
+            what: format!("{what} {}", path.display()),
+            source: e,
+        };
+        if tokio::fs::metadata(path).await.is_ok() {
+            return Ok((0, size));
+        }
+        let mut part = path.as_os_str().to_owned();
+        part.push(".partial");
+        let part = std::path::PathBuf::from(part);
+        let have = tokio::fs::metadata(&part)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let have = if have > size { 0 } else { have };
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&part)
+            .await
+            .map_err(|e| io("cannot open", e))?;
+        file.set_len(have)
+            .await
+            .map_err(|e| io("cannot resize", e))?;
+        file.seek(std::io::SeekFrom::Start(have))
+            .await
+            .map_err(|e| io("cannot seek in", e))?;
+        let mut offset = have;
+        if offset < size {
+            let mut stream = self.download_snapshot(slot, bank_hash, offset).await?;
+            loop {
+                let chunk = match stream.message().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(status) => return Err(self.status_error(status).into()),
+                };
+                if chunk.offset != offset
+                    || chunk.total_size != size
+                    || offset + chunk.data.len() as u64 > size
+                {
+                    return Err(DownloadError::Protocol(format!(
+                        "{} sent {} snapshot bytes at offset {} of {} where offset {offset} of {size} was due",
+                        self.url,
+                        chunk.data.len(),
+                        chunk.offset,
+                        chunk.total_size
+                    )));
+                }
+                file.write_all(&chunk.data)
+                    .await
+                    .map_err(|e| io("cannot write", e))?;
+                offset += chunk.data.len() as u64;
+                on_chunk(chunk.data.len()).await;
+            }
+        }
+        file.sync_all().await.map_err(|e| io("cannot sync", e))?;
+        drop(file);
+        if offset != size {
+            return Err(DownloadError::Protocol(format!(
+                "{} ended the snapshot download at byte {offset} of {size}",
+                self.url
+            )));
+        }
+        tokio::fs::rename(&part, path)
+            .await
+            .map_err(|e| io("cannot rename", e))?;
+        Ok((offset - have, have))
     }
 
     /// `StreamRootedBlocks`: the rooted chain over `[from_slot, to_slot]` (`to_slot` 0: up

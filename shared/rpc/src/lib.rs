@@ -27,7 +27,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_reflection::server::v1::{ServerReflection, ServerReflectionServer};
 
-pub use client::{NodeClient, RpcError, normalize_url};
+pub use client::{DownloadError, NodeClient, RpcError, normalize_url};
 pub use tonic;
 pub use tonic_health::ServingStatus;
 pub use tonic_health::server::HealthReporter;

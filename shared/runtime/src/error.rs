@@ -46,6 +46,10 @@ pub enum ReplayError {
     },
     #[error("block: {0}")]
     Block(#[from] BlockError),
+    #[error("no leader is known for slot {slot}: {reason}")]
+    NoLeader { slot: Slot, reason: String },
+    #[error("cannot root slot {slot}: {reason}")]
+    Root { slot: Slot, reason: String },
     #[error("block has {actual} ticks, {expected} are due since the parent")]
     TickCount { expected: u128, actual: u64 },
     #[error("the block does not end with a tick")]

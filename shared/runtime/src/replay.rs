@@ -23,6 +23,26 @@ use crate::bank::Bank;
 use crate::error::ReplayError;
 
 impl Bank {
+    /// Replays a block already known to be final (catch-up, a stopped node's rooted chain)
+    /// on the root bank `parent`, with the leader `parent`'s schedule names, and roots the
+    /// result: the bank that comes back is the new root, so memory stays flat however
+    /// long the chain. The caller checks the bank hash against the one it expects.
+    pub fn replay_rooted(parent: &Arc<Bank>, block: &Block) -> Result<Arc<Bank>, ReplayError> {
+        let slot = block.header.slot;
+        let leader = parent
+            .slot_leader(slot)
+            .map_err(|e| ReplayError::NoLeader {
+                slot,
+                reason: e.to_string(),
+            })?;
+        let bank = Arc::new(Bank::replay_block(parent, block, leader)?);
+        bank.squash().map_err(|e| ReplayError::Root {
+            slot,
+            reason: e.to_string(),
+        })?;
+        Ok(bank)
+    }
+
     /// Replays `block` on `parent`; `expected_leader` is the slot's leader by the schedule
     /// (e.g. `parent.slot_leader(block.header.slot)`). Returns the frozen bank, whose
     /// [`Bank::hash`] is what this node votes on; any failure names what was wrong.

@@ -124,10 +124,7 @@ pub fn bank_from_ledger(
                 Hash(block_id)
             )));
         }
-        let leader = bank
-            .slot_leader(slot)
-            .map_err(|e| chain_err(format!("no leader schedule: {e}")))?;
-        let replayed = Bank::replay_block(&bank, &block, leader)
+        let replayed = Bank::replay_rooted(&bank, &block)
             .map_err(|source| SnapshotError::Replay { slot, source })?;
         let hash = replayed.hash().unwrap_or_default();
         if let Some(recorded) = ledger.bank_hash(slot)?
@@ -139,9 +136,6 @@ pub fn bank_from_ledger(
                 replayed: hash,
             });
         }
-        let replayed = Arc::new(replayed);
-        // Fold it into the rooted state: the chain never grows.
-        replayed.squash()?;
         bank = replayed;
         previous = slot;
         progress.advance(1);
