@@ -17,8 +17,9 @@ pub fn create_from_node(
     slot: Option<u64>,
     output: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
-    let target = Target::resolve(args)
-        .map_err(|e| anyhow::anyhow!("{e} (or --ledger DIR to snapshot a stopped node's ledger)"))?;
+    let target = Target::resolve(args).map_err(|e| {
+        anyhow::anyhow!("{e} (or --ledger DIR to snapshot a stopped node's ledger)")
+    })?;
     let node = target.selected.label();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
