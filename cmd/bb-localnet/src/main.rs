@@ -9,6 +9,7 @@
 //! while they are still the node's process (see [`process`]).
 
 mod add;
+mod load;
 mod manage;
 mod manifest;
 mod ports;
@@ -80,6 +81,9 @@ enum Command {
         after_help = "Examples:\n  bb-localnet logs --node 0\n  bb-localnet logs --node 2 -n 50 -f"
     )]
     Logs(manage::LogsArgs),
+    /// Offer a steady load of signed transfers and report what became of them.
+    #[command(after_help = load::LOAD_HELP)]
+    Load(load::LoadArgs),
     /// Sync spare validators (see `up --spare`) from a running node and start them.
     #[command(after_help = add::ADD_HELP)]
     Add(add::AddArgs),
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
             Command::Restart(args) => manage::restart(out, args),
             Command::Logs(args) => manage::logs(out, args),
             Command::Add(args) => add::add(out, args),
+            Command::Load(args) => load::load(out, args),
             Command::Sim(args) => sim(out, args),
         }
     })

@@ -1,0 +1,526 @@
+//! `bb-localnet load`: a steady stream of signed transfers into the localnet's validators
+//! over gRPC (they screen them and forward them to the leaders: Gulf Stream), and what
+//! became of them: accepted or rejected (by reason), then processed, confirmed and
+//! finalized, with the time from submission to each level as this client saw it.
+//!
+//! Senders are fresh accounts funded from the faucet first, so the load never queues on
+//! a few hot accounts; each transfer differs (amount = a running counter), so none is a
+//! duplicate. A block is fetched once, when it is processed; its transactions are then
+//! marked confirmed and finalized when the node announces the same block id at those
+//! levels.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bb_cli::Output;
+use bb_core::{Block, Canonical, Hash, Keypair, Pubkey, Signature, Transaction};
+use bb_rpc::{Commitment, NodeClient};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::manifest::Manifest;
+
+pub const LOAD_HELP: &str = "\
+Sends transfers at a steady rate through every running node's gRPC (SubmitTransactions)
+for --duration seconds, after funding --accounts fresh sender accounts from the faucet,
+then waits up to --settle seconds for what was accepted to finalize. Reports offered,
+accepted, processed, confirmed and finalized transactions per second, rejections by
+reason, and confirmation and finalization latency (p50/p90/p99, from submission to this
+client seeing the block at that level).
+
+Examples:
+  bb-localnet load --tps 1000 --duration 30
+  bb-localnet load --tps 10000 --duration 300 --accounts 4000 --json";
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub dir: crate::DirArg,
+    /// Transfers per second to offer.
+    #[arg(long, value_name = "X")]
+    pub tps: u64,
+    /// How long to offer them, in seconds.
+    #[arg(long, value_name = "S")]
+    pub duration: u64,
+    /// Sender accounts to fund and rotate through.
+    #[arg(long, value_name = "K", default_value_t = 1000)]
+    pub accounts: usize,
+    /// After the load, how long to wait for accepted transfers to finalize, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    pub settle: u64,
+}
+
+/// Transactions per SubmitTransactions call.
+const SUBMIT_BATCH: usize = 1024;
+/// Submit calls in flight at once.
+const IN_FLIGHT: usize = 16;
+/// The sending loop's period.
+const TICK: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Default)]
+struct Tracker {
+    /// Accepted and not yet finalized: when each was submitted, and when it was processed
+    /// and confirmed.
+    pending: HashMap<Signature, Track>,
+    /// Blocks fetched when processed: id and the tracked signatures they hold.
+    blocks: BTreeMap<u64, (Hash, Vec<Signature>)>,
+    accepted: u64,
+    rejected: BTreeMap<String, u64>,
+    processed: u64,
+    confirmed: u64,
+    finalized: u64,
+    confirm_ms: Vec<u64>,
+    finalize_ms: Vec<u64>,
+    /// The blockhash of the newest confirmed block: every node has it, unlike the
+    /// newest processed one.
+    confirmed_blockhash: Option<Hash>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Track {
+    sent: Instant,
+    processed: bool,
+    confirmed: bool,
+}
+
+type Shared = Arc<Mutex<Tracker>>;
+
+fn lock(t: &Shared) -> std::sync::MutexGuard<'_, Tracker> {
+    t.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    count: usize,
+    p50_ms: Option<u64>,
+    p90_ms: Option<u64>,
+    p99_ms: Option<u64>,
+    p50_slots: Option<f64>,
+}
+
+fn latency(mut v: Vec<u64>, slot_ms: u64) -> Latency {
+    v.sort_unstable();
+    let q = |p: f64| (!v.is_empty()).then(|| v[((v.len() - 1) as f64 * p).round() as usize]);
+    Latency {
+        count: v.len(),
+        p50_ms: q(0.5),
+        p90_ms: q(0.9),
+        p99_ms: q(0.99),
+        p50_slots: q(0.5).map(|ms| ms as f64 / slot_ms.max(1) as f64),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    duration_s: f64,
+    offered: u64,
+    offered_tps: f64,
+    accepted: u64,
+    rejected: BTreeMap<String, u64>,
+    processed: u64,
+    confirmed: u64,
+    finalized: u64,
+    processed_tps: f64,
+    confirmed_tps: f64,
+    finalized_tps: f64,
+    confirmation: Latency,
+    finalization: Latency,
+}
+
+pub fn load(out: Output, a: LoadArgs) -> anyhow::Result<u8> {
+    if a.tps == 0 || a.duration == 0 {
+        bail!("--tps and --duration must be at least 1");
+    }
+    if a.accounts == 0 {
+        bail!("--accounts must be at least 1");
+    }
+    let m = Manifest::load(&a.dir.dir)?;
+    let urls: Vec<String> = m
+        .nodes
+        .iter()
+        .filter(|n| n.alive().is_some())
+        .map(|n| n.rpc_url.clone())
+        .collect();
+    if urls.is_empty() {
+        bail!(
+            "no node of the localnet in {} is running",
+            a.dir.dir.display()
+        );
+    }
+    let faucet: Vec<Keypair> = m
+        .faucet
+        .iter()
+        .map(|f| bb_cli::keyfile::read_keypair(&f.key_file))
+        .collect::<anyhow::Result<_>>()?;
+    if faucet.is_empty() {
+        bail!("the localnet has no faucet keys to fund senders from");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(run(out, &a, &urls, &faucet, m.slot_ms))?;
+    out.emit(&report, || human(&report));
+    Ok(bb_cli::EXIT_OK)
+}
+
+fn human(r: &Report) -> String {
+    let lat = |l: &Latency| match (l.p50_ms, l.p90_ms, l.p99_ms) {
+        (Some(a), Some(b), Some(c)) => format!(
+            "p50 {a} ms ({:.1} slots), p90 {b} ms, p99 {c} ms ({} transfers)",
+            l.p50_slots.unwrap_or(0.0),
+            l.count
+        ),
+        _ => "none".to_string(),
+    };
+    let rejected = if r.rejected.is_empty() {
+        "none".to_string()
+    } else {
+        r.rejected
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "offered    {} transfers in {:.1} s = {:.0} TPS\n\
+         accepted   {}\nrejected   {rejected}\n\
+         processed  {} = {:.0} TPS\nconfirmed  {} = {:.0} TPS\nfinalized  {} = {:.0} TPS\n\
+         confirmation latency  {}\nfinalization latency  {}",
+        r.offered,
+        r.duration_s,
+        r.offered_tps,
+        r.accepted,
+        r.processed,
+        r.processed_tps,
+        r.confirmed,
+        r.confirmed_tps,
+        r.finalized,
+        r.finalized_tps,
+        lat(&r.confirmation),
+        lat(&r.finalization)
+    )
+}
+
+async fn run(
+    out: Output,
+    a: &LoadArgs,
+    urls: &[String],
+    faucet: &[Keypair],
+    slot_ms: u64,
+) -> anyhow::Result<Report> {
+    let mut clients = Vec::new();
+    for u in urls {
+        clients.push(NodeClient::connect(u, Duration::from_secs(5)).await?);
+    }
+    let tracker: Shared = Arc::new(Mutex::new(Tracker::default()));
+    let watcher = clients[0].clone();
+    let from_slot = watcher.status().await?.slot;
+    let mut watchers = tokio::task::JoinSet::new();
+    for level in [
+        Commitment::Processed,
+        Commitment::Confirmed,
+        Commitment::Finalized,
+    ] {
+        watchers.spawn(watch(watcher.clone(), tracker.clone(), from_slot, level));
+    }
+
+    // Fund the senders and wait until the funding is confirmed.
+    let senders: Vec<Keypair> = (0..a.accounts).map(|_| Keypair::generate()).collect();
+    let per_sender = 1_000_000_000u64;
+    let blockhash = recent_blockhash(&watcher).await?;
+    let funding: Vec<Transaction> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Transaction::transfer(
+                &faucet[i % faucet.len()],
+                s.pubkey(),
+                per_sender,
+                0,
+                blockhash,
+            )
+        })
+        .collect();
+    out.note(&format!("funding {} sender accounts...", senders.len()));
+    let sigs: Vec<Signature> = funding.iter().map(|t| t.signature).collect();
+    submit(&clients[0], funding, &tracker).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = {
+            let t = lock(&tracker);
+            sigs.iter()
+                .filter(|s| t.pending.get(*s).is_some_and(|p| !p.confirmed))
+                .count()
+        };
+        if left == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{left} funding transfers were not confirmed within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    {
+        // Count only the load from here on.
+        let mut t = lock(&tracker);
+        let blocks = std::mem::take(&mut t.blocks);
+        let confirmed_blockhash = t.confirmed_blockhash;
+        *t = Tracker {
+            blocks,
+            confirmed_blockhash,
+            ..Tracker::default()
+        };
+    }
+
+    // The load.
+    let receivers: Vec<Pubkey> = (0..64).map(|_| Keypair::generate().pubkey()).collect();
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let started = Instant::now();
+    let total = a.tps * a.duration;
+    let mut sent: u64 = 0;
+    let confirmed = lock(&tracker).confirmed_blockhash;
+    let mut blockhash = match confirmed {
+        Some(h) => h,
+        None => recent_blockhash(&watcher).await?,
+    };
+    let mut refreshed = Instant::now();
+    let mut next_line = Instant::now() + Duration::from_secs(1);
+    let mut tick = tokio::time::interval(TICK);
+    let mut node = 0usize;
+    while sent < total {
+        tick.tick().await;
+        let due = ((started.elapsed().as_secs_f64() * a.tps as f64) as u64).min(total);
+        if refreshed.elapsed() > Duration::from_secs(1) {
+            if let Some(h) = lock(&tracker).confirmed_blockhash {
+                blockhash = h;
+            }
+            refreshed = Instant::now();
+        }
+        while sent < due {
+            let n = ((due - sent) as usize).min(SUBMIT_BATCH);
+            let first = sent;
+            let batch: Vec<Transaction> = (0..n as u64)
+                .map(|i| {
+                    let k = first + i;
+                    let from = &senders[(k % senders.len() as u64) as usize];
+                    let to = receivers[(k % receivers.len() as u64) as usize];
+                    Transaction::transfer(from, to, 1 + k / senders.len() as u64, 1, blockhash)
+                })
+                .collect();
+            sent += n as u64;
+            let client = clients[node % clients.len()].clone();
+            node += 1;
+            let tracker = tracker.clone();
+            let permit = permits.clone().acquire_owned().await?;
+            tokio::spawn(async move {
+                let _ = submit(&client, batch, &tracker).await;
+                drop(permit);
+            });
+        }
+        if Instant::now() >= next_line && !out.json {
+            next_line += Duration::from_secs(1);
+            let t = lock(&tracker);
+            eprintln!(
+                "{:>5.1} s  offered {sent}  accepted {}  processed {}  confirmed {}  finalized {}",
+                started.elapsed().as_secs_f64(),
+                t.accepted,
+                t.processed,
+                t.confirmed,
+                t.finalized
+            );
+        }
+    }
+    let duration = started.elapsed().as_secs_f64();
+    // Let the last submissions land, then wait for finalization.
+    let _ = permits.acquire_many(IN_FLIGHT as u32).await;
+    let settle_until = Instant::now() + Duration::from_secs(a.settle);
+    while Instant::now() < settle_until {
+        let (left, fin) = {
+            let t = lock(&tracker);
+            (t.pending.len(), t.finalized)
+        };
+        if left == 0 {
+            break;
+        }
+        if !out.json {
+            eprintln!("settling: {left} accepted transfers not finalized yet ({fin} finalized)");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    watchers.abort_all();
+    let t = lock(&tracker);
+    let per = |n: u64| n as f64 / duration;
+    Ok(Report {
+        duration_s: duration,
+        offered: sent,
+        offered_tps: per(sent),
+        accepted: t.accepted,
+        rejected: t.rejected.clone(),
+        processed: t.processed,
+        confirmed: t.confirmed,
+        finalized: t.finalized,
+        processed_tps: per(t.processed),
+        confirmed_tps: per(t.confirmed),
+        finalized_tps: per(t.finalized),
+        confirmation: latency(t.confirm_ms.clone(), slot_ms),
+        finalization: latency(t.finalize_ms.clone(), slot_ms),
+    })
+}
+
+async fn recent_blockhash(client: &NodeClient) -> anyhow::Result<Hash> {
+    let s = client.status().await?;
+    s.recent_blockhash
+        .parse::<Hash>()
+        .map_err(|e| anyhow::anyhow!("{}: bad recent blockhash: {e}", client.url()))
+}
+
+/// Submits one batch and records what was accepted and why the rest was not.
+async fn submit(
+    client: &NodeClient,
+    batch: Vec<Transaction>,
+    tracker: &Shared,
+) -> anyhow::Result<()> {
+    let sent = Instant::now();
+    let bytes: Vec<Vec<u8>> = batch.iter().map(Transaction::to_bytes).collect();
+    let answer = client.submit(bytes).await;
+    let mut t = lock(tracker);
+    match answer {
+        Ok(r) => {
+            for (tx, result) in batch.iter().zip(r.results) {
+                if result.accepted {
+                    t.accepted += 1;
+                    t.pending.insert(
+                        tx.signature,
+                        Track {
+                            sent,
+                            processed: false,
+                            confirmed: false,
+                        },
+                    );
+                } else {
+                    let reason = reason_class(&result.reason);
+                    *t.rejected.entry(reason).or_default() += 1;
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            *t.rejected
+                .entry(format!(
+                    "rpc error: {}",
+                    e.code()
+                        .map_or("unreachable".to_string(), |c| format!("{c:?}"))
+                ))
+                .or_default() += batch.len() as u64;
+            Err(e.into())
+        }
+    }
+}
+
+/// Groups rejection reasons: the text up to the first colon or digit-bearing detail.
+fn reason_class(reason: &str) -> String {
+    let head = reason.split(':').next().unwrap_or(reason).trim();
+    if head.is_empty() {
+        "unknown".to_string()
+    } else {
+        head.to_string()
+    }
+}
+
+/// Follows blocks reaching `level` and marks the tracked transfers in them.
+async fn watch(client: NodeClient, tracker: Shared, from_slot: u64, level: Commitment) {
+    let Ok(mut stream) = client.stream_blocks(from_slot, level).await else {
+        return;
+    };
+    while let Ok(Some(item)) = stream.message().await {
+        let Some(summary) = item.block else { continue };
+        let slot = summary.slot;
+        let Ok(id) = summary.block_id.parse::<Hash>() else {
+            continue;
+        };
+        if level == Commitment::Confirmed
+            && let Ok(h) = summary.blockhash.parse::<Hash>()
+        {
+            lock(&tracker).confirmed_blockhash = Some(h);
+        }
+        let known = lock(&tracker).blocks.get(&slot).map(|(h, _)| *h);
+        if known != Some(id) {
+            // Fetch the block once (or again if the fork changed) and note its transfers.
+            let Ok(resp) = client.block(slot).await else {
+                continue;
+            };
+            let Ok(block) = Block::from_bytes(&resp.block_bytes) else {
+                continue;
+            };
+            if block.id() != id {
+                continue;
+            }
+            let sigs: Vec<Signature> = block
+                .entries
+                .iter()
+                .flat_map(|e| e.transactions.iter().map(|t| t.signature))
+                .collect();
+            let mut t = lock(&tracker);
+            let tracked: Vec<Signature> = sigs
+                .into_iter()
+                .filter(|s| t.pending.contains_key(s))
+                .collect();
+            t.blocks.insert(slot, (id, tracked));
+            // Blocks far below are of no more use.
+            if t.blocks.len() > 4096 {
+                let first = *t.blocks.keys().next().unwrap_or(&0);
+                t.blocks.remove(&first);
+            }
+        }
+        let now = Instant::now();
+        let mut t = lock(&tracker);
+        let sigs = t
+            .blocks
+            .get(&slot)
+            .filter(|(h, _)| *h == id)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        for sig in sigs {
+            let Some(track) = t.pending.get(&sig).copied() else {
+                continue;
+            };
+            let ms = now.duration_since(track.sent).as_millis() as u64;
+            match level {
+                Commitment::Finalized => {
+                    t.pending.remove(&sig);
+                    t.finalized += 1;
+                    t.finalize_ms.push(ms);
+                    if !track.confirmed {
+                        t.confirmed += 1;
+                        t.confirm_ms.push(ms);
+                    }
+                    if !track.processed {
+                        t.processed += 1;
+                    }
+                }
+                Commitment::Confirmed if !track.confirmed => {
+                    t.confirmed += 1;
+                    t.confirm_ms.push(ms);
+                    if !track.processed {
+                        t.processed += 1;
+                    }
+                    if let Some(p) = t.pending.get_mut(&sig) {
+                        p.confirmed = true;
+                        p.processed = true;
+                    }
+                }
+                Commitment::Processed if !track.processed => {
+                    t.processed += 1;
+                    if let Some(p) = t.pending.get_mut(&sig) {
+                        p.processed = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
