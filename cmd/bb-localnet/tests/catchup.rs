@@ -196,7 +196,14 @@ fn nodes_join_a_live_network_by_every_sync_mode_and_tampering_is_caught() {
     // Interrupted and resumed: what was downloaded is not downloaded again.
     let resumed = scratch.path().join("resumed");
     let mut slow = Command::new(bin("bb-sync"))
-        .args(["full", "--from", "node1", "--limit-rate", "300", "--ledger"])
+        .args([
+            "full",
+            "--from",
+            "node1",
+            "--limit-rate",
+            "1000",
+            "--ledger",
+        ])
         .arg(&resumed)
         .arg("--localnet")
         .arg(net.dir())
@@ -287,4 +294,27 @@ fn nodes_join_a_live_network_by_every_sync_mode_and_tampering_is_caught() {
             started.elapsed().as_secs_f64()
         );
     }
+
+    // A node stopped for a while catches up by snapshot sync, keeps its tower, and votes
+    // again: the new root settles its old votes (their chain is fetched as headers).
+    let victim = 1;
+    let out = net.run(&["kill", "--node", &victim.to_string()]);
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_secs(8));
+    let out = net.run(&["start", "--node", &victim.to_string(), "--sync", "snapshot"]);
+    assert!(
+        out.status.success(),
+        "start --sync: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        net.logs()
+    );
+    let metrics = net.metrics_url(victim);
+    let voted = rt.block_on(wait_for(Duration::from_secs(60), || async {
+        metric(&metrics, "bb_votes_cast_total").await.unwrap_or(0.0) > 0.0
+    }));
+    assert!(
+        voted,
+        "node {victim} did not vote after its sync\n{}",
+        net.logs()
+    );
 }

@@ -205,34 +205,22 @@ fn build(
     sync_dir(staging)
 }
 
-/// Puts `staging` in the place of `dir`: one atomic exchange when `dir` exists and the
-/// system supports it, else rename the old one aside first.
+/// Puts `staging` in the place of `dir` in one step (`bb_cli::fsx::replace_dir`), then
+/// removes the old ledger.
 fn swap_in(staging: &Path, dir: &Path, parent: &Path) -> anyhow::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    let moved = || format!("cannot move {} to {}", staging.display(), dir.display());
-    if !dir.exists() {
-        std::fs::rename(staging, dir).with_context(moved)?;
-        return sync_dir(parent);
-    }
-    if renameat_with(CWD, staging, CWD, dir, RenameFlags::EXCHANGE).is_ok() {
-        // `staging` now holds the old ledger.
-        sync_dir(parent)?;
-        std::fs::remove_dir_all(staging).with_context(|| {
-            format!("cannot remove the old ledger, now at {}", staging.display())
-        })?;
-        return Ok(());
-    }
     let aside = parent.join(format!(
         ".{}.old-{}",
         dir.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         std::process::id()
     ));
-    std::fs::rename(dir, &aside).with_context(|| format!("cannot move {} aside", dir.display()))?;
-    std::fs::rename(staging, dir).with_context(moved)?;
-    sync_dir(parent)?;
-    std::fs::remove_dir_all(&aside)
-        .with_context(|| format!("cannot remove the old ledger, now at {}", aside.display()))
+    let old = bb_cli::fsx::replace_dir(staging, dir, &aside)
+        .with_context(|| format!("cannot move {} to {}", staging.display(), dir.display()))?;
+    if let Some(old) = old {
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("cannot remove the old ledger, now at {}", old.display()))?;
+    }
+    Ok(())
 }
 
 fn sync_file(path: &Path) -> anyhow::Result<()> {

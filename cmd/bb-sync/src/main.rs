@@ -156,6 +156,20 @@ async fn prepare(mode: Mode, args: &Args, out: Output) -> anyhow::Result<Job> {
             (genesis.clone(), json)
         }
         None => {
+            // The genesis is the trust anchor (its stakes weigh the vote proof): taken
+            // from the peer only when pinned by a hash we already trust.
+            let pinned = match &args.expected_genesis_hash {
+                Some(h) => Some(h.clone()),
+                None => std::fs::read(args.ledger.join("genesis.json"))
+                    .ok()
+                    .and_then(|b| Genesis::from_json(&b).ok())
+                    .map(|g| g.hash().to_string()),
+            };
+            if pinned.is_none() {
+                bail!(
+                    "pass --genesis FILE or --expected-genesis-hash HASH: the genesis is what every check rests on, so it is not taken on the peer's word"
+                );
+            }
             let answer = client.genesis().await?;
             let genesis = Genesis::from_json(&answer.genesis_json)
                 .map_err(|e| anyhow::anyhow!("{peer} served a genesis that does not parse: {e}"))?;
@@ -163,7 +177,13 @@ async fn prepare(mode: Mode, args: &Args, out: Output) -> anyhow::Result<Job> {
         }
     };
     let hash = genesis.hash().to_string();
-    if let Some(expected) = &args.expected_genesis_hash
+    let pinned = args.expected_genesis_hash.clone().or_else(|| {
+        std::fs::read(args.ledger.join("genesis.json"))
+            .ok()
+            .and_then(|b| Genesis::from_json(&b).ok())
+            .map(|g| g.hash().to_string())
+    });
+    if let Some(expected) = &pinned
         && *expected != hash
     {
         bail!("the genesis hashes to {hash}, not the expected {expected}");

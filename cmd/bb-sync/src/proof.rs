@@ -43,8 +43,9 @@ pub struct StakeTable {
 }
 
 impl StakeTable {
-    pub fn total(&self) -> u64 {
-        self.stakes.values().sum()
+    /// In u128: stakes may come from an untrusted file and must not overflow.
+    pub fn total(&self) -> u128 {
+        self.stakes.values().map(|s| u128::from(*s)).sum()
     }
 }
 
@@ -79,9 +80,9 @@ pub fn weigh(
     let mut least = f64::INFINITY;
     for table in tables {
         let total = table.total();
-        let voted: u64 = voters
+        let voted: u128 = voters
             .iter()
-            .map(|v| table.stakes.get(v).copied().unwrap_or(0))
+            .map(|v| u128::from(table.stakes.get(v).copied().unwrap_or(0)))
             .sum();
         // voted / total >= 2 / 3, in integers.
         let share = if total == 0 {
@@ -89,7 +90,7 @@ pub fn weigh(
         } else {
             voted as f64 / total as f64
         };
-        if total == 0 || (voted as u128) * 3 < (total as u128) * 2 {
+        if total == 0 || voted * 3 < total * 2 {
             return Err(ProofError::NotEnoughStake {
                 slot,
                 bank_hash,

@@ -64,10 +64,6 @@ impl Stage {
         self.dir.join("ledger")
     }
 
-    fn old_dir(&self) -> PathBuf {
-        self.dir.with_extension("bb-sync-old")
-    }
-
     /// Opens the staging area for `mode` on `genesis_hash`: reuses a matching one, starts
     /// over otherwise. Returns the plan and whether anything was reused.
     pub fn open(&self, mode: &str, genesis_hash: &str) -> anyhow::Result<(Plan, bool)> {
@@ -109,70 +105,52 @@ impl Stage {
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
     }
 
-    /// Moves the finished ledger into place: the old target (if any) aside, the staged
-    /// ledger in, then the old one removed. A crash in between is finished by
-    /// [`Stage::recover`] on the next run.
+    fn old_dir(&self) -> PathBuf {
+        self.dir.join("old")
+    }
+
+    /// Moves the finished ledger into place in one step (see `bb_cli::fsx::replace_dir`),
+    /// then removes what is left. A marker file travels inside the new ledger, so a run
+    /// interrupted at any point can tell whether the swap happened ([`Stage::recover`]).
     pub fn swap_in(&self) -> anyhow::Result<()> {
-        let old = self.old_dir();
-        if self.target.exists() {
-            std::fs::rename(&self.target, &old)
-                .with_context(|| format!("cannot move {} aside", self.target.display()))?;
-        }
-        std::fs::rename(self.ledger_dir(), &self.target)
+        let marker = self.ledger_dir().join(SWAP_MARKER);
+        write_synced(&marker, b"")?;
+        bb_cli::fsx::replace_dir(&self.ledger_dir(), &self.target, &self.old_dir())
             .with_context(|| format!("cannot move the new ledger to {}", self.target.display()))?;
-        sync_parent(&self.target);
-        if old.exists() {
-            std::fs::remove_dir_all(&old)
-                .with_context(|| format!("cannot remove {}", old.display()))?;
-        }
+        self.finish()
+    }
+
+    /// After the swap: the marker out of the new ledger, the staging area (with the old
+    /// ledger in it) removed.
+    fn finish(&self) -> anyhow::Result<()> {
+        let _ = std::fs::remove_file(self.target.join(SWAP_MARKER));
         std::fs::remove_dir_all(&self.dir)
             .with_context(|| format!("cannot remove {}", self.dir.display()))?;
         Ok(())
     }
 
-    /// Finishes a swap a crash interrupted. Returns true if one was finished.
+    /// Finishes a swap a crash interrupted: returns true if one was finished. Puts the old
+    /// ledger back if a crash left the target missing.
     pub fn recover(&self) -> anyhow::Result<bool> {
-        let old = self.old_dir();
-        if !old.exists() {
-            return Ok(false);
-        }
-        if self.target.exists() {
-            // The new ledger is in place; only the cleanup was left.
-            std::fs::remove_dir_all(&old)
-                .with_context(|| format!("cannot remove {}", old.display()))?;
-            if self.dir.exists() {
-                std::fs::remove_dir_all(&self.dir)
-                    .with_context(|| format!("cannot remove {}", self.dir.display()))?;
-            }
+        if self.target.join(SWAP_MARKER).exists() {
+            self.finish()?;
             return Ok(true);
         }
-        // Moved aside but the new one never moved in: put the old one back.
-        std::fs::rename(&old, &self.target)
-            .with_context(|| format!("cannot restore {}", self.target.display()))?;
+        if !self.target.exists() && self.old_dir().exists() {
+            std::fs::rename(self.old_dir(), &self.target)
+                .with_context(|| format!("cannot restore {}", self.target.display()))?;
+        }
         Ok(false)
     }
 }
 
+/// Marks a ledger directory as the one a sync put in place.
+const SWAP_MARKER: &str = ".bb-sync-new";
+
 /// Writes a file and syncs it to disk.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
+    bb_cli::fsx::write_synced(path, bytes)
         .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn sync_parent(path: &Path) {
-    if let Some(parent) = path.parent()
-        && let Ok(dir) = std::fs::File::open(if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        })
-    {
-        let _ = dir.sync_all();
-    }
 }
 
 #[cfg(test)]
@@ -212,9 +190,25 @@ mod tests {
         assert!(target.join("new").exists() && !target.join("old").exists());
         assert!(!stage.dir.exists());
 
-        // A crash after moving the old ledger aside, before the new one moved in.
+        assert!(!target.join(SWAP_MARKER).exists());
+
+        // A crash right after the swap: the marker is in the target; recover finishes.
+        stage.open("full", "G").unwrap();
+        std::fs::write(stage.ledger_dir().join("newer"), b"newer").unwrap();
+        std::fs::write(stage.ledger_dir().join(SWAP_MARKER), b"").unwrap();
+        let old = bb_cli::fsx::replace_dir(&stage.ledger_dir(), &target, &stage.old_dir())
+            .unwrap()
+            .unwrap();
+        assert!(old.join("new").exists());
+        assert!(stage.recover().unwrap());
+        assert!(target.join("newer").exists() && !target.join(SWAP_MARKER).exists());
+        assert!(!stage.dir.exists());
+
+        // A crash after moving the old ledger aside (no exchange), before the new one
+        // moved in: the old one is put back.
+        stage.open("full", "G").unwrap();
         std::fs::rename(&target, stage.old_dir()).unwrap();
         assert!(!stage.recover().unwrap());
-        assert!(target.join("new").exists(), "the old ledger is put back");
+        assert!(target.join("newer").exists(), "the old ledger is put back");
     }
 }

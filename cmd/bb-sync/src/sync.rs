@@ -36,8 +36,8 @@ use crate::stage::{Plan, SnapshotChoice, Stage};
 
 /// How far below the top of the chain a proof is looked for.
 const PROOF_CANDIDATES: usize = 64;
-/// Blocks of history a warp sync keeps below its snapshot.
-pub const WARP_HISTORY: u64 = 1000;
+/// Slots of history (with bodies) a snapshot or warp sync keeps below its snapshot.
+pub const HISTORY_SLOTS: u64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -145,6 +145,9 @@ pub async fn run(job: Job) -> anyhow::Result<Report> {
             stage.dir.display()
         ));
     }
+    // The tower of the ledger being replaced: kept, and its oldest vote tells how far
+    // back the new ledger must know the chain.
+    let old_tower = read_tower(&job.target)?;
     let ledger_dir = stage.ledger_dir();
     let staged = Ledger::open(&ledger_dir)
         .with_context(|| format!("cannot open the staging ledger {}", ledger_dir.display()))?;
@@ -179,12 +182,22 @@ pub async fn run(job: Job) -> anyhow::Result<Report> {
         }
     };
 
-    // 2. The rooted chain above the base: headers checked first, then bodies.
+    // 2. Below a snapshot: the chain leading to it, which must rebuild the snapshot's
+    // unhashed fields. Above the base: the rooted chain, headers checked first, then bodies.
+    if job.mode != Mode::Full {
+        let history = fetch_history(
+            &job,
+            &staged,
+            &base,
+            old_tower.as_ref().map(|t| t.1),
+            &mut pace,
+            &mut report,
+        )
+        .await?;
+        check_unhashed_fields(&job, &staged, &base, &history)?;
+    }
     let links = fetch_headers(&job, &base).await?;
     fetch_bodies(&job, &staged, &links, &mut pace, &mut report).await?;
-    if job.mode == Mode::Warp {
-        fetch_history(&job, &staged, &base, &mut pace, &mut report).await?;
-    }
 
     // 3. The proof, on the hashes the peer claims; replay then has to reproduce them.
     let (proven, upto) = prove(&job, &base, &links).await?;
@@ -235,7 +248,10 @@ pub async fn run(job: Job) -> anyhow::Result<Report> {
         )
         .context("cannot write the snapshot of the synced state")?;
     }
-    report.tower_kept = keep_tower(&job.target, &staged)?;
+    if let Some((tower, _)) = &old_tower {
+        staged.save_tower(tower)?;
+        report.tower_kept = true;
+    }
     drop(staged);
     plan.ready = true;
     stage.save(&plan)?;
@@ -286,7 +302,10 @@ async fn snapshot_base(
                     file_name: info.file_name,
                     size: info.size,
                 };
-                if c.file_name.contains('/') || c.file_name.starts_with('.') {
+                if c.file_name.is_empty()
+                    || c.file_name.contains('/')
+                    || c.file_name.starts_with('.')
+                {
                     bail!(
                         "{peer} names its snapshot {:?}, which is not a file name",
                         c.file_name
@@ -298,7 +317,10 @@ async fn snapshot_base(
             }
         };
         let path = dir.join(&c.file_name);
-        match download(job, &c, &path, pace, report).await {
+        let reused_before = report.bytes_reused;
+        let downloaded = download(job, &c, &path, pace, report).await;
+        let resumed = report.bytes_reused > reused_before;
+        match downloaded {
             Ok(()) => {}
             Err(e) if attempt == 0 && e.is_not_found() => {
                 // The peer pruned the snapshot meanwhile: choose again.
@@ -318,6 +340,12 @@ async fn snapshot_base(
                 let _ = std::fs::remove_file(&path);
                 plan.snapshot = None;
                 stage.save(plan)?;
+                if attempt == 0 && resumed {
+                    // Part of it came from an earlier run: perhaps another copy of the
+                    // same snapshot. Download it whole once more before blaming the peer.
+                    choice = Some(c);
+                    continue;
+                }
                 bail!("the snapshot {peer} served is not valid: {e}");
             }
         };
@@ -369,7 +397,12 @@ async fn download(
 /// The headers of the rooted chain above the base, checked link by link.
 async fn fetch_headers(job: &Job, base: &Base) -> anyhow::Result<Vec<Link>> {
     let peer = &job.peer;
-    let mut stream = match job.client.rooted_blocks(base.slot + 1, 0, true).await {
+    // Bounded by the peer's root now: the stream cannot run on forever.
+    let to = job.client.status().await?.root.map_or(0, |r| r.slot);
+    if to <= base.slot {
+        return Ok(Vec::new());
+    }
+    let mut stream = match job.client.rooted_blocks(base.slot + 1, to, true).await {
         Ok(s) => s,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
@@ -430,10 +463,17 @@ async fn fetch_bodies(
     let Some(last) = links.last() else {
         return Ok(());
     };
-    let have: BTreeSet<Slot> = staged
-        .blocks_range(links[0].slot..=last.slot)?
-        .into_iter()
-        .collect();
+    // Staged by an earlier run: kept only if it is the block the checked header names.
+    let mut have: BTreeSet<Slot> = BTreeSet::new();
+    for slot in staged.blocks_range(links[0].slot..=last.slot)? {
+        let same = staged
+            .get_block(slot)?
+            .and_then(|b| Block::from_bytes(&b).ok())
+            .is_some_and(|b| links.iter().any(|l| l.slot == slot && l.block_id == b.id()));
+        if same {
+            have.insert(slot);
+        }
+    }
     let wanted: BTreeMap<Slot, &Link> = links.iter().map(|l| (l.slot, l)).collect();
     report.blocks_reused += wanted.keys().filter(|s| have.contains(s)).count() as u64;
     let Some(first_missing) = wanted.keys().find(|s| !have.contains(s)).copied() else {
@@ -459,7 +499,7 @@ async fn fetch_bodies(
                 item.slot
             );
         };
-        if have.contains(&item.slot) {
+        if !have.insert(item.slot) {
             continue;
         }
         store_block(staged, link, &item.block_bytes, peer)?;
@@ -505,80 +545,198 @@ fn store_block(staged: &Ledger, link: &Link, bytes: &[u8], peer: &str) -> anyhow
     Ok(())
 }
 
-/// Warp: the blocks of the last [`WARP_HISTORY`] slots below the snapshot, for history
-/// (queries, repair of peers); checked by their links back from the snapshot's block.
+/// Snapshot and warp: the chain below the snapshot's block, linked back from it header by
+/// header. Bodies are fetched for the last [`HISTORY_SLOTS`] slots (history for queries
+/// and peers' repairs, and what [`check_unhashed_fields`] rebuilds the snapshot's
+/// blockhash queue and status cache from); below that, down to `headers_from` (the
+/// oldest vote of a tower being carried over), headers only, recorded as slot metas so
+/// the node can tell which of its old votes the new root settles.
 async fn fetch_history(
     job: &Job,
     staged: &Ledger,
     base: &Base,
+    headers_from: Option<Slot>,
     pace: &mut Pace,
     report: &mut Report,
-) -> anyhow::Result<()> {
-    if base.slot <= 1 {
-        return Ok(());
+) -> anyhow::Result<Vec<Link>> {
+    if base.slot == 0 {
+        return Ok(Vec::new());
     }
-    let from = base.slot.saturating_sub(WARP_HISTORY).max(1);
     let peer = &job.peer;
-    let mut stream = match job.client.rooted_blocks(from, base.slot, false).await {
-        Ok(s) => s,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut blocks: Vec<(Block, Vec<u8>)> = Vec::new();
-    let mut bar = Bar::new(job.out, "history", 0, Unit::Items("blocks"));
+    let bodies_from = base.slot.saturating_sub(HISTORY_SLOTS).max(1);
+    let from = headers_from.unwrap_or(bodies_from).min(bodies_from).max(1);
+    let mut stream = job.client.rooted_blocks(from, base.slot, true).await?;
+    // (slot, id, parent slot, parent id), rising: bounded by the slot range.
+    let mut headers: Vec<(Slot, Hash, Slot, Hash)> = Vec::new();
     while let Some(item) = stream
         .message()
         .await
-        .map_err(|s| anyhow::anyhow!("{peer}: block stream: {}", s.message()))?
+        .map_err(|s| anyhow::anyhow!("{peer}: header stream: {}", s.message()))?
     {
-        pace.account(item.block_bytes.len()).await;
-        report.bytes_downloaded += item.block_bytes.len() as u64;
+        if item.slot < from
+            || item.slot > base.slot
+            || headers.last().is_some_and(|h| h.0 >= item.slot)
+        {
+            bail!(
+                "{peer} sent a header for slot {} outside the rising range {from}..={} asked for",
+                item.slot,
+                base.slot
+            );
+        }
         let block = Block::from_bytes(&item.block_bytes).map_err(|e| {
             anyhow::anyhow!(
-                "{peer} sent a block for slot {} that does not decode: {e}",
+                "{peer} sent a header for slot {} that does not decode: {e}",
                 item.slot
             )
         })?;
-        blocks.push((block, item.block_bytes));
-        bar.inc(1);
-    }
-    bar.finish();
-    // Walk back from the snapshot's own block: each block must be its successor's parent.
-    let mut expected = (base.slot, base.block_id);
-    let mut kept = 0;
-    for (block, bytes) in blocks.iter().rev() {
+        block.verify_signature().map_err(|_| {
+            anyhow::anyhow!(
+                "{peer} sent a header for slot {} with a bad leader signature",
+                item.slot
+            )
+        })?;
         let h = &block.header;
-        if h.slot > base.slot {
+        headers.push((item.slot, block.id(), h.parent_slot, h.parent_id));
+    }
+    // Walk back from the snapshot's own block: each header must be its successor's parent.
+    let mut chain: Vec<Link> = Vec::new();
+    let mut expected = (base.slot, base.block_id);
+    for &(slot, id, parent_slot, parent_id) in headers.iter().rev() {
+        if slot > expected.0 {
             continue;
         }
-        if h.slot != expected.0 || block.id() != expected.1 {
+        if slot != expected.0 || id != expected.1 {
+            if expected.0 < from {
+                break;
+            }
             bail!(
-                "{peer} sent history that does not lead to the snapshot: slot {} (id {}) where slot {} (id {}) was due",
-                h.slot,
-                block.id(),
+                "{peer} sent history that does not lead to the snapshot: slot {slot} (id {id}) where slot {} (id {}) was due",
                 expected.0,
                 expected.1
             );
         }
-        block.verify_signature().map_err(|_| {
-            anyhow::anyhow!(
-                "{peer} sent a block for slot {} with a bad leader signature",
-                h.slot
-            )
-        })?;
-        block.verify_body().map_err(|e| {
-            anyhow::anyhow!("{peer} sent a tampered block for slot {}: {e}", h.slot)
-        })?;
+        chain.push(Link {
+            slot,
+            block_id: id,
+            parent_slot,
+            bank_hash: Hash::default(),
+        });
+        expected = (parent_slot, parent_id);
+        if parent_slot == 0 {
+            break;
+        }
+    }
+    if chain.first().map(|l| l.slot) != Some(base.slot) {
+        bail!(
+            "{peer} sent no header for the snapshot's own slot {}",
+            base.slot
+        );
+    }
+    chain.reverse();
+    let (bodies, headers_only): (Vec<Link>, Vec<Link>) =
+        chain.into_iter().partition(|l| l.slot >= bodies_from);
+    for link in &headers_only {
         let meta = SlotMeta {
-            parent_slot: h.parent_slot,
-            is_full: true,
+            parent_slot: link.parent_slot,
             ..SlotMeta::default()
         };
-        staged.put_block(h.slot, &meta, bytes)?;
-        kept += 1;
-        expected = (h.parent_slot, h.parent_id);
+        if staged.get_slot_meta(link.slot)?.is_none() {
+            staged.put_slot_meta(link.slot, &meta)?;
+        }
     }
-    report.blocks_downloaded += kept;
+    fetch_bodies(job, staged, &bodies, pace, report).await?;
+    Ok(bodies)
+}
+
+/// The parts of a snapshot outside its state hash — the blockhash queue, the status cache
+/// and the epoch stakes — are rebuilt from what was verified and must match exactly:
+/// the queue is the `poh_end` of the last blocks of the chain leading to the snapshot's
+/// block, the status cache the signatures of their transactions, and the epoch stakes
+/// the (hashed) current stakes, since no stake changes after genesis in this protocol
+/// version. A peer cannot edit them to skew duplicate checks, expiry or the schedule.
+fn check_unhashed_fields(
+    job: &Job,
+    staged: &Ledger,
+    base: &Base,
+    history: &[Link],
+) -> anyhow::Result<()> {
+    let peer = &job.peer;
+    let (fields, _) = base.bank.snapshot()?;
+    let stakes = &fields.stakes;
+    for (epoch, table) in &fields.epoch_stakes {
+        if table != stakes {
+            bail!(
+                "the snapshot {peer} served records stakes for epoch {epoch} that differ from its hashed stakes"
+            );
+        }
+    }
+    // The chain's blockhashes, oldest first: the genesis hash, then each block's poh_end.
+    let reaches_genesis = history.first().is_some_and(|l| l.parent_slot == 0);
+    let mut hashes: Vec<Hash> = Vec::with_capacity(history.len() + 1);
+    if reaches_genesis {
+        hashes.push(job.genesis.hash());
+    }
+    let mut blocks = Vec::with_capacity(history.len());
+    for link in history {
+        let bytes = staged
+            .get_block(link.slot)?
+            .with_context(|| format!("the staged block of slot {} is missing", link.slot))?;
+        let block = Block::from_bytes(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "the staged block of slot {} does not decode: {e}",
+                link.slot
+            )
+        })?;
+        hashes.push(block.header.poh_end);
+        blocks.push(block);
+    }
+    let queue = &fields.blockhash_queue;
+    let queued: Vec<Hash> = queue.iter().map(|(h, _)| *h).collect();
+    let complete = reaches_genesis || hashes.len() >= bb_runtime::MAX_RECENT_BLOCKHASHES;
+    let tail = &hashes[hashes.len().saturating_sub(queued.len())..];
+    if !complete || tail != queued.as_slice() {
+        bail!(
+            "the snapshot {peer} served has a blockhash queue that is not the chain's last {} blockhashes",
+            queued.len()
+        );
+    }
+    let consecutive = queue.windows(2).all(|w| w[1].1 == w[0].1 + 1)
+        && queue
+            .last()
+            .is_none_or(|(_, h)| h + 1 == fields.blockhash_queue_height);
+    if !consecutive {
+        bail!("the snapshot {peer} served has a blockhash queue with gaps in its heights");
+    }
+    // Every transaction of those blocks whose blockhash is still queued, and nothing else.
+    let in_queue: BTreeSet<Hash> = queued.iter().copied().collect();
+    let mut rebuilt: BTreeMap<Hash, Vec<(bb_core::Signature, Slot)>> = BTreeMap::new();
+    for block in &blocks {
+        for tx in block.entries.iter().flat_map(|e| e.transactions.iter()) {
+            if in_queue.contains(&tx.transfer.recent_blockhash) {
+                rebuilt
+                    .entry(tx.transfer.recent_blockhash)
+                    .or_default()
+                    .push((tx.signature, block.header.slot));
+            }
+        }
+    }
+    let mut rebuilt: Vec<(Hash, Vec<(bb_core::Signature, Slot)>)> = rebuilt.into_iter().collect();
+    for (_, sigs) in &mut rebuilt {
+        sigs.sort();
+    }
+    let mut claimed = fields.status_cache.clone();
+    claimed.retain(|(_, sigs)| !sigs.is_empty());
+    for (_, sigs) in &mut claimed {
+        sigs.sort();
+    }
+    claimed.sort();
+    if claimed != rebuilt {
+        bail!(
+            "the snapshot {peer} served has a status cache ({} signatures) that is not the one its chain's last blocks give ({})",
+            claimed.iter().map(|(_, s)| s.len()).sum::<usize>(),
+            rebuilt.iter().map(|(_, s)| s.len()).sum::<usize>()
+        );
+    }
     Ok(())
 }
 
@@ -666,6 +824,9 @@ fn replay(
             .with_context(|| format!("the staged block of slot {slot} is missing"))?;
         let block = Block::from_bytes(&bytes)
             .map_err(|e| anyhow::anyhow!("the staged block of slot {slot} does not decode: {e}"))?;
+        if block.id() != link.block_id {
+            bail!("the staged block of slot {slot} is not the one its checked header names");
+        }
         let next = Bank::replay_rooted(&bank, &block).map_err(|e| {
             anyhow::anyhow!(
                 "{}: the block of slot {slot} does not replay: {e}",
@@ -688,23 +849,25 @@ fn replay(
     Ok(bank)
 }
 
-/// Copies the tower of the ledger being replaced into the new one: a validator must never
-/// forget what it voted, or it could vote twice. Returns whether there was one.
-fn keep_tower(target: &Path, staged: &Ledger) -> anyhow::Result<bool> {
-    if !target.join(bb_ledger::LEDGER_FILE_NAME).exists() {
-        return Ok(false);
-    }
-    let old = Ledger::open(target).with_context(|| {
+/// The tower of the ledger being replaced (a validator must never forget what it voted,
+/// or it could vote twice), with its oldest vote's slot.
+fn read_tower(target: &Path) -> anyhow::Result<Option<(Vec<u8>, Slot)>> {
+    let Some(bytes) = Ledger::read_tower_of(target).with_context(|| {
         format!(
-            "cannot open the ledger in {} to keep its tower (is its validator running?)",
+            "cannot read the tower of the ledger in {} (is its validator running?)",
             target.display()
         )
-    })?;
-    match old.load_tower()? {
-        Some(tower) => {
-            staged.save_tower(&tower)?;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
+    })?
+    else {
+        return Ok(None);
+    };
+    let record = bb_engine::TowerRecord::from_bytes(&bytes)
+        .map_err(|e| anyhow::anyhow!("the tower in {} does not decode: {e}", target.display()))?;
+    let oldest = record
+        .votes
+        .first()
+        .map(|v| v.0)
+        .or(record.root)
+        .unwrap_or(0);
+    Ok(Some((bytes, oldest)))
 }

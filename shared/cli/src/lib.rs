@@ -13,6 +13,7 @@
 //! This crate holds no protocol logic and never talks to a node by itself.
 
 pub mod bar;
+pub mod fsx;
 pub mod keyfile;
 pub mod output;
 pub mod progress;

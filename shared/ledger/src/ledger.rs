@@ -492,6 +492,50 @@ impl Ledger {
         Ok(value)
     }
 
+    /// The tower stored in the ledger in `dir`, read without writing a byte of it (a
+    /// read-only open: the file stays exactly as it was, e.g. for a sync that must leave
+    /// a ledger untouched unless it replaces it). `None` if there is no ledger or no tower.
+    /// Fails if the ledger is open elsewhere (its validator runs).
+    pub fn read_tower_of(dir: &Path) -> Result<Option<Vec<u8>>, LedgerError> {
+        const CONTEXT: &str = "reading the tower read-only";
+        let path = dir.join(LEDGER_FILE_NAME);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let db = match redb::ReadOnlyDatabase::open(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(redb::DatabaseError::DatabaseAlreadyOpen).during(CONTEXT);
+            }
+            Err(_) => {
+                // Not closed cleanly (a crash): it needs a repair, which writes. Repair a
+                // copy instead, so the original stays exactly as it was.
+                let copy = tempfile::tempdir().map_err(|source| LedgerError::CreateDir {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+                std::fs::copy(&path, copy.path().join(LEDGER_FILE_NAME)).map_err(|source| {
+                    LedgerError::CreateDir {
+                        path: copy.path().to_path_buf(),
+                        source,
+                    }
+                })?;
+                return Ledger::open(copy.path())?.load_tower();
+            }
+        };
+        let txn = db.begin_read().during(CONTEXT)?;
+        let table = match txn.open_table(TOWER) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e).during(CONTEXT),
+        };
+        let value = table
+            .get(TOWER_KEY)
+            .during(CONTEXT)?
+            .map(|v| v.value().to_vec());
+        Ok(value)
+    }
+
     /// Stores a vote seen for `slot` from `voter`, replacing that voter's earlier one for the
     /// same slot.
     pub fn put_vote(&self, slot: u64, voter: &[u8; 32], vote: &[u8]) -> Result<(), LedgerError> {
@@ -825,6 +869,23 @@ mod tests {
         assert_eq!(ledger.blocks_range(3..6).unwrap(), vec![4]);
         assert_eq!(ledger.blocks_range(..).unwrap(), vec![2, 4, 6, 8]);
         assert_eq!(ledger.blocks_range(9..).unwrap(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_tower_reads_read_only_without_touching_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Ledger::read_tower_of(dir.path()).unwrap(), None);
+        {
+            let ledger = Ledger::open(dir.path()).unwrap();
+            ledger.save_tower(b"tower").unwrap();
+        }
+        let file = dir.path().join(LEDGER_FILE_NAME);
+        let before = std::fs::read(&file).unwrap();
+        assert_eq!(
+            Ledger::read_tower_of(dir.path()).unwrap(),
+            Some(b"tower".to_vec())
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), before);
     }
 
     #[test]

@@ -32,6 +32,9 @@ impl Default for SnapshotPolicy {
 
 type Reply = oneshot::Sender<Result<SnapshotInfo, String>>;
 
+/// How many slots behind the root a kept snapshot may be and still answer a request.
+pub const FRESH_ENOUGH: Slot = 64;
+
 struct Job {
     fields: SnapshotFields,
     accounts: Vec<(Pubkey, u64)>,
@@ -104,12 +107,14 @@ impl Snapshotter {
         self.capture(root, None);
     }
 
-    /// A snapshot of `root` now, for a client; answers with the existing file if there is
-    /// one for that root.
+    /// A snapshot of `root` for a client: the newest kept file if it is at most
+    /// [`FRESH_ENOUGH`] slots older (so clients cannot make the node copy its whole state
+    /// once per root), else one made now.
     pub fn request(&mut self, root: &Bank, reply: Reply) {
         if let Some(existing) = bb_snapshots::list_snapshots(&self.dir)
             .ok()
-            .and_then(|list| list.into_iter().find(|s| s.slot == root.slot()))
+            .and_then(|list| list.into_iter().next())
+            .filter(|s| s.slot + FRESH_ENOUGH >= root.slot())
         {
             let _ = reply.send(Ok(existing));
             return;
