@@ -223,3 +223,52 @@ fn blocks_complete_with_a_third_of_shreds_dropped_everywhere() {
     });
     let _ = net.dir();
 }
+
+#[test]
+fn a_node_knows_when_it_cannot_reach_two_thirds_of_the_stake() {
+    let net = Localnet::up(&["--nodes", "3"]);
+    let m0 = net.metrics_url(0);
+    let url0 = net.rpc_urls()[0].clone();
+    let rt = runtime();
+    let below = |want: f64| {
+        let m0 = m0.clone();
+        async move { metric(&m0, "bb_below_two_thirds").await == Some(want) }
+    };
+    assert!(rt.block_on(wait_for(Duration::from_secs(20), || below(0.0))));
+    for node in ["1", "2"] {
+        let out = net.run(&["kill", "--node", node]);
+        assert!(out.status.success());
+    }
+    assert!(
+        rt.block_on(wait_for(Duration::from_secs(30), || below(1.0))),
+        "node 0 never noticed it is alone\n{}",
+        net.logs()
+    );
+    let share = rt
+        .block_on(async { client(&url0).await.status().await.unwrap() })
+        .reachable_stake_share;
+    assert!((share - 1.0 / 3.0).abs() < 1e-6, "share {share}");
+    let log = std::fs::read_to_string(net.dir().join("node-0").join("validator.log")).unwrap();
+    assert_eq!(
+        log.matches("reachable stake fell below 2/3").count(),
+        1,
+        "one line"
+    );
+    // A peer returns: 2/3 again, said once.
+    let out = net.run(&["start", "--node", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rt.block_on(wait_for(Duration::from_secs(30), || below(0.0))),
+        "node 0 never noticed node 1 is back\n{}",
+        net.logs()
+    );
+    let log = std::fs::read_to_string(net.dir().join("node-0").join("validator.log")).unwrap();
+    assert!(
+        log.contains("reachable stake is back at 2/3 or more"),
+        "{log}"
+    );
+}

@@ -75,6 +75,8 @@ fn set_connected(shared: &Shared, peer: Pubkey, connected: bool) {
         peers.entry(peer).or_default().connected = connected;
         let n = peers.values().filter(|p| p.connected).count();
         shared.metrics.peers_connected.set(n as i64);
+        drop(peers);
+        shared.check_reachable();
     }
 }
 

@@ -23,6 +23,10 @@ pub struct KindLabel {
 pub struct Metrics {
     registry: Registry,
     pub peers_connected: Gauge,
+    /// Share of the stake this node reaches (its own plus its connected peers'), 0..=1.
+    pub reachable_stake_ratio: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// 1 while the reachable stake is under 2/3: the node cannot finalize anything.
+    pub below_two_thirds: Gauge,
     pub slot: Gauge,
     pub processed_slot: Gauge,
     pub confirmed_slot: Gauge,
@@ -51,6 +55,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("bb");
         let m = Metrics {
             peers_connected: Gauge::default(),
+            reachable_stake_ratio: Gauge::default(),
+            below_two_thirds: Gauge::default(),
             slot: Gauge::default(),
             processed_slot: Gauge::default(),
             confirmed_slot: Gauge::default(),
@@ -84,6 +90,16 @@ impl Metrics {
             "peers_connected",
             "Validators connected over libp2p",
             m.peers_connected.clone(),
+        );
+        registry.register(
+            "reachable_stake_ratio",
+            "Share of the stake reachable now: this node's own plus its connected peers'",
+            m.reachable_stake_ratio.clone(),
+        );
+        registry.register(
+            "below_two_thirds",
+            "1 while the reachable stake is under 2/3 (no finalization possible)",
+            m.below_two_thirds.clone(),
         );
         registry.register("slot", "Current slot by the genesis clock", m.slot.clone());
         registry.register(

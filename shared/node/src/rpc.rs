@@ -135,13 +135,7 @@ impl bb_rpc::Node for NodeService {
             .filter(|(_, p)| p.connected)
             .map(|(k, _)| *k)
             .collect();
-        let total = shared.total_stake();
-        let reachable: u64 = shared
-            .stakes
-            .iter()
-            .filter(|(k, _)| **k == shared.identity || connected.contains(k))
-            .map(|(_, s)| *s)
-            .sum();
+        let (reachable, total) = shared.reachable_stake();
         Ok(Response::new(GetStatusResponse {
             identity: shared.identity.to_address(),
             version: env!("CARGO_PKG_VERSION").to_string(),

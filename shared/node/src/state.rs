@@ -76,7 +76,7 @@ impl Shared {
             .iter()
             .map(|v| (v.identity, v.stake))
             .collect();
-        Shared {
+        let shared = Shared {
             identity,
             genesis_hash: genesis.hash(),
             genesis,
@@ -87,11 +87,64 @@ impl Shared {
             stakes,
             metrics: Arc::new(Metrics::new()),
             block_events: broadcast::channel(1024).0,
-        }
+        };
+        // A node starts alone: that is no news, so the state is set without a log line;
+        // the first change (peers met, or lost) is logged.
+        let (own, total) = shared.reachable_stake();
+        shared
+            .metrics
+            .below_two_thirds
+            .set(i64::from(Shared::under_two_thirds(own, total)));
+        shared.check_reachable();
+        shared
     }
 
     pub fn total_stake(&self) -> u64 {
         self.stakes.values().sum()
+    }
+
+    /// The stake this node can reach now: its own plus its connected peers', and the total.
+    pub fn reachable_stake(&self) -> (u64, u64) {
+        let peers = self.peers.read().map(|p| p.clone()).unwrap_or_default();
+        let reachable = self
+            .stakes
+            .iter()
+            .filter(|(k, _)| **k == self.identity || peers.get(*k).is_some_and(|p| p.connected))
+            .map(|(_, s)| *s)
+            .sum();
+        (reachable, self.total_stake())
+    }
+
+    /// Updates the reachable-stake metrics; logs once each time the node falls under 2/3
+    /// of the stake (it can no longer finalize) or gets back over it.
+    pub fn check_reachable(&self) {
+        let (reachable, total) = self.reachable_stake();
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            reachable as f64 / total as f64
+        };
+        self.metrics.reachable_stake_ratio.set(ratio);
+        let below = Shared::under_two_thirds(reachable, total);
+        let was = self.metrics.below_two_thirds.set(i64::from(below)) == 1;
+        if below != was {
+            if below {
+                tracing::warn!(
+                    reachable_percent = format!("{:.1}", ratio * 100.0),
+                    "reachable stake fell below 2/3: this node cannot finalize until peers return"
+                );
+            } else {
+                tracing::info!(
+                    reachable_percent = format!("{:.1}", ratio * 100.0),
+                    "reachable stake is back at 2/3 or more"
+                );
+            }
+        }
+    }
+
+    /// Whether `reachable` of `total` stake is under 2/3.
+    pub fn under_two_thirds(reachable: u64, total: u64) -> bool {
+        u128::from(reachable) * 3 < u128::from(total) * 2
     }
 
     /// The current slot by the genesis clock.
@@ -118,4 +171,68 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bb_core::{GenesisValidator, Keypair};
+
+    fn genesis(stakes: &[u64]) -> (Genesis, Vec<Pubkey>) {
+        let keys: Vec<Pubkey> = (0..stakes.len())
+            .map(|i| Keypair::from_seed(&[i as u8 + 1; 32]).pubkey())
+            .collect();
+        let g = Genesis {
+            version: 1,
+            network: "state-test".into(),
+            creation_time_ms: 0,
+            slot_ms: 400,
+            ticks_per_slot: 4,
+            hashes_per_tick: 8,
+            slots_per_epoch: 32,
+            leader_slots_per_rotation: 4,
+            validators: keys
+                .iter()
+                .zip(stakes)
+                .map(|(k, s)| GenesisValidator {
+                    identity: *k,
+                    stake: *s,
+                })
+                .collect(),
+            accounts: vec![],
+        };
+        (g, keys)
+    }
+
+    fn connect(shared: &Shared, peer: Pubkey, connected: bool) {
+        shared
+            .peers
+            .write()
+            .unwrap()
+            .entry(peer)
+            .or_default()
+            .connected = connected;
+        shared.check_reachable();
+    }
+
+    #[test]
+    fn reachable_stake_tracks_connections_and_the_two_thirds_line() {
+        let (g, keys) = genesis(&[1, 1, 1]);
+        let shared = Shared::new(keys[0], Arc::new(g));
+        assert_eq!(shared.reachable_stake(), (1, 3));
+        assert_eq!(shared.metrics.below_two_thirds.get(), 1, "alone: below");
+        connect(&shared, keys[1], true);
+        assert_eq!(shared.reachable_stake(), (2, 3));
+        assert_eq!(
+            shared.metrics.below_two_thirds.get(),
+            0,
+            "2/3 exactly is enough"
+        );
+        assert!((shared.metrics.reachable_stake_ratio.get() - 2.0 / 3.0).abs() < 1e-9);
+        connect(&shared, keys[1], false);
+        assert_eq!(shared.metrics.below_two_thirds.get(), 1);
+        // An unstaked peer adds nothing.
+        connect(&shared, Keypair::from_seed(&[9; 32]).pubkey(), true);
+        assert_eq!(shared.reachable_stake(), (1, 3));
+    }
 }
