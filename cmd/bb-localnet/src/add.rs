@@ -4,13 +4,13 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bb_cli::Output;
 use serde::Serialize;
 
-use crate::manage::wait_ready;
+use crate::manage::confirm_started;
 use crate::manifest::{DirLock, Manifest, NodeState};
 use crate::process::{self, Children};
 
@@ -114,24 +114,7 @@ pub fn add(out: Output, a: AddArgs) -> anyhow::Result<u8> {
             m.save()?;
             pid
         };
-        let ready = crate::runtime()?.block_on(wait_ready(
-            &node,
-            pid,
-            &mut children,
-            Duration::from_secs(a.timeout),
-        ));
-        if let Err(why) = ready {
-            let _lock = DirLock::acquire(dir)?;
-            let mut m = Manifest::load(dir)?;
-            if children.alive(pid, &node.ledger) {
-                process::stop_all(
-                    &[(index, pid, node.ledger.clone())],
-                    &mut children,
-                    process::STOP_GRACE,
-                );
-            }
-            m.node_mut(index)?.mark_stopped();
-            m.save()?;
+        if let Err(why) = confirm_started(dir, index, &node, pid, &mut children, a.timeout)? {
             bail!("node {index} did not start after its sync: {why}");
         }
         children.release();

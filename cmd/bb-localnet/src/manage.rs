@@ -347,33 +347,7 @@ fn start_or_restart(out: Output, a: StartArgs, restart: bool) -> anyhow::Result<
         (m.node(a.node)?.clone(), previous)
     };
     let pid = node.pid.unwrap_or_default();
-    let ready = crate::runtime()?.block_on(wait_ready(
-        &node,
-        pid,
-        &mut children,
-        Duration::from_secs(a.timeout),
-    ));
-    if let Err(why) = ready {
-        {
-            let _lock = DirLock::acquire(dir)?;
-            let mut m = Manifest::load(dir)?;
-            if children.alive(pid, &node.ledger) {
-                stop_all(
-                    &[(a.node, pid, node.ledger.clone())],
-                    &mut children,
-                    STOP_GRACE,
-                );
-            }
-            m.node_mut(a.node)?.mark_stopped();
-            m.save()?;
-        }
-        let tail = log_tail(&node.log, 20);
-        if !tail.is_empty() {
-            eprintln!("last lines of {}:", node.log.display());
-            for line in &tail {
-                eprintln!("  {line}");
-            }
-        }
+    if let Err(why) = confirm_started(dir, a.node, &node, pid, &mut children, a.timeout)? {
         bail!("node {} did not start: {why}", a.node);
     }
     // The node runs on after this command exits (it is re-parented).
@@ -398,8 +372,47 @@ fn start_or_restart(out: Output, a: StartArgs, restart: bool) -> anyhow::Result<
     Ok(bb_cli::EXIT_OK)
 }
 
+/// Waits until a node just started answers; if it does not within `timeout_s`, stops it,
+/// records it stopped and shows the end of its log. The inner `Err` says why it did not
+/// start.
+pub(crate) fn confirm_started(
+    dir: &Path,
+    index: usize,
+    node: &NodeEntry,
+    pid: u32,
+    children: &mut Children,
+    timeout_s: u64,
+) -> anyhow::Result<Result<(), String>> {
+    let ready = crate::runtime()?.block_on(wait_ready(
+        node,
+        pid,
+        children,
+        Duration::from_secs(timeout_s),
+    ));
+    let Err(why) = ready else {
+        return Ok(Ok(()));
+    };
+    {
+        let _lock = DirLock::acquire(dir)?;
+        let mut m = Manifest::load(dir)?;
+        if children.alive(pid, &node.ledger) {
+            stop_all(&[(index, pid, node.ledger.clone())], children, STOP_GRACE);
+        }
+        m.node_mut(index)?.mark_stopped();
+        m.save()?;
+    }
+    let tail = log_tail(&node.log, 20);
+    if !tail.is_empty() {
+        eprintln!("last lines of {}:", node.log.display());
+        for line in &tail {
+            eprintln!("  {line}");
+        }
+    }
+    Ok(Err(why))
+}
+
 /// Waits until the node answers `GetStatus`; `Err` says why it did not.
-pub(crate) async fn wait_ready(
+async fn wait_ready(
     node: &NodeEntry,
     pid: u32,
     children: &mut Children,

@@ -15,10 +15,9 @@
 use std::time::Instant;
 
 use bb_core::{
-    Canonical, Genesis, GenesisAccount, GenesisValidator, Keypair, Pubkey, Transaction,
-    verify_transactions,
+    Genesis, GenesisAccount, GenesisValidator, Keypair, Pubkey, Transaction, verify_transactions,
 };
-use bb_ledger::{Ledger, RootCommit, SlotMeta};
+use bb_ledger::Ledger;
 use bb_runtime::{Bank, BankForks, produce_block};
 use bb_snapshots::NoProgress;
 use rayon::prelude::*;
@@ -82,24 +81,7 @@ fn main() {
         let batches: Vec<Vec<Transaction>> = txs.chunks(256).map(<[_]>::to_vec).collect();
         all_txs.extend_from_slice(&txs);
         let produced = produce_block(&parent, &validator, slot, &batches).unwrap();
-        let meta = SlotMeta {
-            parent_slot: parent.slot(),
-            is_full: true,
-            ..SlotMeta::default()
-        };
-        ledger
-            .put_block(slot, &meta, &produced.block.to_bytes())
-            .unwrap();
-        forks.insert(produced.bank).unwrap();
-        let changes = forks.set_root(slot).unwrap();
-        ledger
-            .commit_root(&RootCommit {
-                slot,
-                block_id: changes.block_id.0,
-                bank_hash: changes.bank_hash.0,
-                ..RootCommit::default()
-            })
-            .unwrap();
+        bb_snapshots::test_utils::store_rooted(&ledger, &mut forks, produced);
     }
     let expected = forks.root_bank().hash();
     eprintln!(

@@ -106,37 +106,44 @@ pub fn extend(
             })
             .collect();
         let produced = produce_block(&parent, leader, slot, &[txs]).unwrap();
-        let meta = SlotMeta {
-            parent_slot: parent.slot(),
-            is_full: true,
-            ..SlotMeta::default()
-        };
-        ledger
-            .put_block(slot, &meta, &produced.block.to_bytes())
-            .unwrap();
-        forks.insert(produced.bank).unwrap();
-        let changes = forks.set_root(slot).unwrap();
-        let accounts: Vec<([u8; 32], Vec<u8>)> = changes
-            .accounts
-            .iter()
-            .filter(|(_, b)| *b > 0)
-            .map(|(k, b)| (k.0, b.to_le_bytes().to_vec()))
-            .collect();
-        let removed: Vec<[u8; 32]> = changes
-            .accounts
-            .iter()
-            .filter(|(_, b)| *b == 0)
-            .map(|(k, _)| k.0)
-            .collect();
-        ledger
-            .commit_root(&RootCommit {
-                slot,
-                block_id: changes.block_id.0,
-                bank_hash: changes.bank_hash.0,
-                accounts: &accounts,
-                removed_accounts: &removed,
-                ..RootCommit::default()
-            })
-            .unwrap();
+        store_rooted(ledger, forks, produced);
     }
+}
+
+/// Stores a produced block the way a validator does and roots it at once: block and slot
+/// meta, then the root with its bank hash and changed accounts.
+pub fn store_rooted(ledger: &Ledger, forks: &mut BankForks, produced: bb_runtime::ProducedBlock) {
+    let slot = produced.block.header.slot;
+    let meta = SlotMeta {
+        parent_slot: produced.block.header.parent_slot,
+        is_full: true,
+        ..SlotMeta::default()
+    };
+    ledger
+        .put_block(slot, &meta, &produced.block.to_bytes())
+        .unwrap();
+    forks.insert(produced.bank).unwrap();
+    let changes = forks.set_root(slot).unwrap();
+    let accounts: Vec<([u8; 32], Vec<u8>)> = changes
+        .accounts
+        .iter()
+        .filter(|(_, b)| *b > 0)
+        .map(|(k, b)| (k.0, b.to_le_bytes().to_vec()))
+        .collect();
+    let removed: Vec<[u8; 32]> = changes
+        .accounts
+        .iter()
+        .filter(|(_, b)| *b == 0)
+        .map(|(k, _)| k.0)
+        .collect();
+    ledger
+        .commit_root(&RootCommit {
+            slot,
+            block_id: changes.block_id.0,
+            bank_hash: changes.bank_hash.0,
+            accounts: &accounts,
+            removed_accounts: &removed,
+            ..RootCommit::default()
+        })
+        .unwrap();
 }
