@@ -378,13 +378,27 @@ async fn recent_blockhash(client: &NodeClient) -> anyhow::Result<Hash> {
         .map_err(|e| anyhow::anyhow!("{}: bad recent blockhash: {e}", client.url()))
 }
 
-/// Submits one batch and records what was accepted and why the rest was not.
+/// Submits one batch and records what was accepted and why the rest was not. The batch is
+/// tracked before the call: its block may be replayed before the node's answer arrives.
 async fn submit(
     client: &NodeClient,
     batch: Vec<Transaction>,
     tracker: &Shared,
 ) -> anyhow::Result<()> {
     let sent = Instant::now();
+    {
+        let mut t = lock(tracker);
+        for tx in &batch {
+            t.pending.insert(
+                tx.signature,
+                Track {
+                    sent,
+                    processed: false,
+                    confirmed: false,
+                },
+            );
+        }
+    }
     let bytes: Vec<Vec<u8>> = batch.iter().map(Transaction::to_bytes).collect();
     let answer = client.submit(bytes).await;
     let mut t = lock(tracker);
@@ -393,15 +407,8 @@ async fn submit(
             for (tx, result) in batch.iter().zip(r.results) {
                 if result.accepted {
                     t.accepted += 1;
-                    t.pending.insert(
-                        tx.signature,
-                        Track {
-                            sent,
-                            processed: false,
-                            confirmed: false,
-                        },
-                    );
                 } else {
+                    t.pending.remove(&tx.signature);
                     let reason = reason_class(&result.reason);
                     *t.rejected.entry(reason).or_default() += 1;
                 }
@@ -409,13 +416,15 @@ async fn submit(
             Ok(())
         }
         Err(e) => {
-            *t.rejected
-                .entry(format!(
-                    "rpc error: {}",
-                    e.code()
-                        .map_or("unreachable".to_string(), |c| format!("{c:?}"))
-                ))
-                .or_default() += batch.len() as u64;
+            for tx in &batch {
+                t.pending.remove(&tx.signature);
+            }
+            let reason = format!(
+                "rpc error: {}",
+                e.code()
+                    .map_or("unreachable".to_string(), |c| format!("{c:?}"))
+            );
+            *t.rejected.entry(reason).or_default() += batch.len() as u64;
             Err(e.into())
         }
     }
