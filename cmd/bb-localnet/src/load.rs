@@ -230,7 +230,20 @@ async fn run(
 
     // Fund the senders and wait until the funding is confirmed.
     let senders: Vec<Keypair> = (0..a.accounts).map(|_| Keypair::generate()).collect();
-    let per_sender = 1_000_000_000u64;
+    // Each sender's k-th transfer moves k units (so no two are alike) plus a fee of 1.
+    let per = (a.tps * a.duration).div_ceil(a.accounts as u64);
+    let per_sender = per.saturating_mul(per + 1) / 2 + per + 1_000;
+    let mut faucet_balance: u64 = 0;
+    for f in faucet {
+        faucet_balance =
+            faucet_balance.saturating_add(watcher.balance(&f.pubkey().to_address()).await?.balance);
+    }
+    let needed = per_sender.saturating_mul(a.accounts as u64);
+    if needed > faucet_balance {
+        bail!(
+            "the faucet holds {faucet_balance}, this load needs {needed}: use more --accounts or a shorter --duration"
+        );
+    }
     let blockhash = recent_blockhash(&watcher).await?;
     let funding: Vec<Transaction> = senders
         .iter()
@@ -248,6 +261,12 @@ async fn run(
     out.note(&format!("funding {} sender accounts...", senders.len()));
     let sigs: Vec<Signature> = funding.iter().map(|t| t.signature).collect();
     submit(&clients[0], funding, &tracker).await?;
+    {
+        let t = lock(&tracker);
+        if !t.rejected.is_empty() {
+            bail!("the node refused funding transfers: {:?}", t.rejected);
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = {
