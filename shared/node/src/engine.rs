@@ -101,6 +101,15 @@ pub async fn ask<T>(
     rx.await.ok()
 }
 
+/// Bytes of blocks one repair answer carries at most (past the block asked for itself).
+const REPAIR_ANSWER_BUDGET: usize = 4 << 20;
+
+/// A block's encoded size, near enough for budgets: its transactions dominate it.
+fn approx_block_bytes(b: &Block) -> usize {
+    let txs: usize = b.entries.iter().map(|e| e.transactions.len()).sum();
+    256 + b.entries.len() * 48 + txs * bb_core::tx::TRANSACTION_WIRE_SIZE
+}
+
 /// Most transactions held for our next leader slots.
 const MAX_PENDING_TXS: usize = 100_000;
 /// Transactions per entry when producing.
@@ -558,12 +567,17 @@ impl Engine {
                 let _ = reply.send(found);
             }
             Query::Ancestors { slot, count, reply } => {
+                // Up to `count` blocks, but within a byte budget: with large blocks a
+                // full answer would be tens of MB per request. The asker repairs the
+                // rest as it finds parents missing.
                 let mut chain = Vec::new();
+                let mut bytes = 0usize;
                 let mut cur = self.block_from_ledger(slot);
                 while let Some(b) = cur {
                     let parent = b.header.parent_slot;
+                    bytes += approx_block_bytes(&b);
                     chain.push(b);
-                    if chain.len() >= count || parent == 0 {
+                    if chain.len() >= count || parent == 0 || bytes >= REPAIR_ANSWER_BUDGET {
                         break;
                     }
                     cur = self.block_from_ledger(parent);
