@@ -661,7 +661,7 @@ fn check_unhashed_fields(
     history: &[Link],
 ) -> anyhow::Result<()> {
     let peer = &job.peer;
-    let (fields, _) = base.bank.snapshot()?;
+    let fields = base.bank.snapshot_fields()?;
     let stakes = &fields.stakes;
     for (epoch, table) in &fields.epoch_stakes {
         if table != stakes {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bb_core::{Genesis, Hash, Pubkey, Slot};
@@ -105,7 +105,7 @@ impl Shared {
 
     /// The stake this node can reach now: its own plus its connected peers', and the total.
     pub fn reachable_stake(&self) -> (u64, u64) {
-        let peers = self.peers.read().map(|p| p.clone()).unwrap_or_default();
+        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
         let reachable = self
             .stakes
             .iter()

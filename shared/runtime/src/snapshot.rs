@@ -129,11 +129,29 @@ fn stake_list(stakes: &Stakes) -> Vec<(Pubkey, u64)> {
     stakes.iter().map(|(k, s)| (*k, *s)).collect()
 }
 
+/// Every account with a non-zero balance, by pubkey.
+type Accounts = Vec<(Pubkey, u64)>;
+
 impl Bank {
     /// The fields of this root bank and every account with a non-zero balance, sorted by
     /// pubkey. Refused ([`SnapshotRefusal::NotARoot`]) unless the bank is frozen, has no
     /// unrooted parent and is still the root its descendants share. O(accounts).
     pub fn snapshot(&self) -> Result<(SnapshotFields, Vec<(Pubkey, u64)>), BankError> {
+        let (fields, accounts) = self.take_snapshot(true)?;
+        Ok((fields, accounts.unwrap_or_default()))
+    }
+
+    /// [`Bank::snapshot`] without the accounts (no copy of the whole state): for callers
+    /// that only check the other fields.
+    pub fn snapshot_fields(&self) -> Result<SnapshotFields, BankError> {
+        Ok(self.take_snapshot(false)?.0)
+    }
+
+    /// Both of the above under one read of the rooted state.
+    fn take_snapshot(
+        &self,
+        with_accounts: bool,
+    ) -> Result<(SnapshotFields, Option<Accounts>), BankError> {
         let not_root = || refuse(self.slot, SnapshotRefusal::NotARoot);
         let frozen = self.frozen.ok_or_else(not_root)?;
         if self.parent().is_some() {
@@ -143,13 +161,16 @@ impl Bank {
         if root.slot != self.slot {
             return Err(not_root());
         }
-        let mut accounts: Vec<(Pubkey, u64)> = root
-            .accounts
-            .iter()
-            .filter(|(_, b)| **b != 0)
-            .map(|(k, b)| (*k.key(), *b))
-            .collect();
-        accounts.sort_unstable_by_key(|(k, _)| *k);
+        let accounts = with_accounts.then(|| {
+            let mut accounts: Vec<(Pubkey, u64)> = root
+                .accounts
+                .iter()
+                .filter(|(_, b)| **b != 0)
+                .map(|(k, b)| (*k.key(), *b))
+                .collect();
+            accounts.sort_unstable_by_key(|(k, _)| *k);
+            accounts
+        });
         let mut status_cache: Vec<(Hash, Vec<(Signature, Slot)>)> = root
             .status
             .iter()

@@ -189,6 +189,7 @@ fn the_genesis_bank_round_trips() {
     let net = Net::new();
     let genesis = Bank::new_genesis(&net.genesis).expect("genesis");
     let (fields, accounts) = genesis.snapshot().expect("snapshot");
+    assert_eq!(genesis.snapshot_fields().expect("fields"), fields);
     let rebuilt = Bank::from_snapshot(&net.genesis, fields, accounts).expect("rebuild");
     assert_eq!(rebuilt.hash(), genesis.hash());
     extend_both(&net, genesis, rebuilt, 1, 5);
