@@ -61,25 +61,15 @@ pub fn create_from_node(
         Ok((path, info))
     })?;
     let bar = Bar::new(out);
-    let verified = bb_snapshots::verify_file(&path, &bar);
+    let verified = bb_snapshots::verify_download(&path, announced.slot, &announced.bank_hash, &bar);
     bar.finish();
     let info = match verified {
         Ok(info) => info,
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
+        Err(bb_snapshots::DownloadRefused::Invalid(e)) => {
             bail!("the snapshot {node} served is not valid (removed): {e}");
         }
+        Err(e) => bail!("the snapshot {node} served is not the one it announced (removed): {e}"),
     };
-    if info.slot != announced.slot || info.bank_hash.to_string() != announced.bank_hash {
-        let _ = std::fs::remove_file(&path);
-        bail!(
-            "{node} announced slot {} with bank hash {} but served slot {} with {} (removed)",
-            announced.slot,
-            announced.bank_hash,
-            info.slot,
-            info.bank_hash
-        );
-    }
     if let Some(genesis) = target.genesis()
         && genesis.hash() != info.genesis_hash
     {

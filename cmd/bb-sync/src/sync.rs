@@ -333,11 +333,10 @@ async fn snapshot_base(
             }
             Err(e) => return Err(anyhow::anyhow!("{peer}: {e}")),
         }
-        let info = match bb_snapshots::verify_file(&path, &NoProgress) {
-            Ok(info) => info,
-            Err(e) => {
+        match bb_snapshots::verify_download(&path, c.slot, &c.bank_hash, &NoProgress) {
+            Ok(_) => {}
+            Err(bb_snapshots::DownloadRefused::Invalid(e)) => {
                 // A bad file is not resumed: the next run downloads it again.
-                let _ = std::fs::remove_file(&path);
                 plan.snapshot = None;
                 stage.save(plan)?;
                 if attempt == 0 && resumed {
@@ -348,16 +347,7 @@ async fn snapshot_base(
                 }
                 bail!("the snapshot {peer} served is not valid: {e}");
             }
-        };
-        if info.slot != c.slot || info.bank_hash.to_string() != c.bank_hash {
-            let _ = std::fs::remove_file(&path);
-            bail!(
-                "{peer} announced a snapshot of slot {} with bank hash {} but served one of slot {} with {}",
-                c.slot,
-                c.bank_hash,
-                info.slot,
-                info.bank_hash
-            );
+            Err(e) => bail!("the snapshot {peer} served is not the one it announced: {e}"),
         }
         let bank = bb_snapshots::load_snapshot(&path, &job.genesis, &NoProgress)
             .with_context(|| format!("the snapshot {peer} served"))?;

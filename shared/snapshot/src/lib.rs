@@ -91,7 +91,9 @@ pub use error::SnapshotError;
 pub use format::{ACCOUNTS_PER_CHUNK, FORMAT_VERSION, MAX_RAW_CHUNK, STATUS_PER_CHUNK};
 pub use ledger::{bank_from_ledger, open_stopped_ledger};
 pub use progress::{NoProgress, Progress};
-pub use read::{SnapshotInfo, load_snapshot, read_info, verify_file};
+pub use read::{
+    DownloadRefused, SnapshotInfo, load_snapshot, read_info, verify_download, verify_file,
+};
 pub use write::write_snapshot;
 
 #[cfg(feature = "test-utils")]

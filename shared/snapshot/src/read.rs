@@ -45,6 +45,49 @@ pub fn read_info(path: &Path) -> Result<SnapshotInfo, SnapshotError> {
     Ok(reader.info(&header))
 }
 
+/// Why a downloaded snapshot was not kept ([`verify_download`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadRefused {
+    /// The file does not verify.
+    #[error(transparent)]
+    Invalid(#[from] SnapshotError),
+    /// The file verifies but is not the snapshot that was announced.
+    #[error(
+        "it was announced as slot {announced_slot} with bank hash {announced_hash} but is slot {slot} with {bank_hash}"
+    )]
+    NotAnnounced {
+        announced_slot: Slot,
+        announced_hash: String,
+        slot: Slot,
+        bank_hash: Hash,
+    },
+}
+
+/// What a downloaded snapshot must show before it is kept: every byte checks out
+/// ([`verify_file`]) and it is the one announced (`slot`, base58 `bank_hash`). On any
+/// failure the file is removed, so a bad download is never resumed or loaded.
+pub fn verify_download(
+    path: &Path,
+    slot: Slot,
+    bank_hash: &str,
+    progress: &dyn Progress,
+) -> Result<SnapshotInfo, DownloadRefused> {
+    let refused = |e: DownloadRefused| {
+        let _ = std::fs::remove_file(path);
+        e
+    };
+    let info = verify_file(path, progress).map_err(|e| refused(e.into()))?;
+    if info.slot != slot || info.bank_hash.to_string() != bank_hash {
+        return Err(refused(DownloadRefused::NotAnnounced {
+            announced_slot: slot,
+            announced_hash: bank_hash.to_string(),
+            slot: info.slot,
+            bank_hash: info.bank_hash,
+        }));
+    }
+    Ok(info)
+}
+
 /// Reads the whole file and checks everything: every chunk's checksum and contents,
 /// accounts strictly rising by pubkey, the trailer and the file checksum, then recomputes
 /// the state hash from the accounts and stakes and the bank hash from the header's fields.

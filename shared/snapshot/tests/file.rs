@@ -339,3 +339,34 @@ fn a_gap_in_the_rooted_chain_names_the_slot() {
     assert!(err.to_string().contains("slot 10"), "{err}");
     let _ = Hash::default();
 }
+
+#[test]
+fn a_download_is_kept_only_if_it_verifies_and_is_the_one_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = build_ledger(&dir.path().join("ledger"), 12, 5);
+    let (fields, accounts) = net.root.snapshot().unwrap();
+    let path = write(&fields, &accounts, &dir.path().join("out"));
+    let hash = fields.bank_hash.to_string();
+    let info = bb_snapshots::verify_download(&path, fields.slot, &hash, &NoProgress).unwrap();
+    assert_eq!(info.bank_hash, fields.bank_hash);
+    // Another slot than announced: refused and removed.
+    let err =
+        bb_snapshots::verify_download(&path, fields.slot + 1, &hash, &NoProgress).unwrap_err();
+    assert!(
+        matches!(err, bb_snapshots::DownloadRefused::NotAnnounced { .. }),
+        "{err}"
+    );
+    assert!(!path.exists());
+    // A corrupt file: refused as invalid and removed.
+    let path = write(&fields, &accounts, &dir.path().join("out2"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let err = bb_snapshots::verify_download(&path, fields.slot, &hash, &NoProgress).unwrap_err();
+    assert!(
+        matches!(err, bb_snapshots::DownloadRefused::Invalid(_)),
+        "{err}"
+    );
+    assert!(!path.exists());
+}
