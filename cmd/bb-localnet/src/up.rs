@@ -208,6 +208,7 @@ impl UpArgs {
             hashes_per_tick: HASHES_PER_TICK,
             slots_per_epoch: self.epoch_slots,
             leader_slots_per_rotation: LEADER_SLOTS_PER_ROTATION,
+            slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
             validators: validators
                 .iter()
                 .enumerate()

@@ -3,6 +3,7 @@
 use bincode::{Decode, Encode};
 
 use crate::encoding::{Canonical, encode_body};
+use crate::evidence::{Evidence, MAX_EVIDENCE_PER_BLOCK};
 use crate::hash::{Hash, hash};
 use crate::keys::{self, Domain, Keypair, Pubkey, Signature, SignatureError};
 use crate::poh::Entry;
@@ -25,6 +26,8 @@ pub struct BlockHeader {
     pub entries_hash: Hash,
     pub tick_count: u64,
     pub transaction_count: u64,
+    /// Hash of the canonical encoding of the slashing evidence the block carries.
+    pub evidence_hash: Hash,
 }
 
 impl BlockHeader {
@@ -33,12 +36,16 @@ impl BlockHeader {
     }
 }
 
-/// A header, the leader's signature over it, and the entries it commits to.
+/// A header, the leader's signature over it, and the entries and slashing evidence it
+/// commits to.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Block {
     pub header: BlockHeader,
     pub signature: Signature,
     pub entries: Vec<Entry>,
+    /// Proofs of offenses the leader includes (at most [`MAX_EVIDENCE_PER_BLOCK`]);
+    /// replay records each in the bank.
+    pub evidence: Vec<Evidence>,
 }
 
 impl Canonical for Block {
@@ -63,11 +70,20 @@ pub enum BlockError {
     PohEnd,
     #[error("parent slot {parent} is not below slot {slot}")]
     ParentNotBelow { slot: Slot, parent: Slot },
+    #[error("{count} pieces of slashing evidence, over the limit of {MAX_EVIDENCE_PER_BLOCK}")]
+    TooMuchEvidence { count: usize },
+    #[error("slashing evidence does not match the header's evidence hash")]
+    EvidenceHash,
 }
 
 /// Hash of a list of entries, as committed to in the header.
 pub fn entries_hash(entries: &[Entry]) -> Hash {
     hash(&encode_body(&entries))
+}
+
+/// Hash of a block's slashing evidence, as committed to in the header.
+pub fn evidence_hash(evidence: &[Evidence]) -> Hash {
+    hash(&encode_body(&evidence))
 }
 
 impl Block {
@@ -80,6 +96,27 @@ impl Block {
         poh_start: Hash,
         entries: Vec<Entry>,
     ) -> Block {
+        Block::new_signed_with_evidence(
+            leader,
+            slot,
+            parent_slot,
+            parent_id,
+            poh_start,
+            entries,
+            Vec::new(),
+        )
+    }
+
+    /// [`Block::new_signed`] carrying slashing evidence.
+    pub fn new_signed_with_evidence(
+        leader: &Keypair,
+        slot: Slot,
+        parent_slot: Slot,
+        parent_id: Hash,
+        poh_start: Hash,
+        entries: Vec<Entry>,
+        evidence: Vec<Evidence>,
+    ) -> Block {
         let header = BlockHeader {
             slot,
             parent_slot,
@@ -90,12 +127,14 @@ impl Block {
             entries_hash: entries_hash(&entries),
             tick_count: entries.iter().filter(|e| e.is_tick()).count() as u64,
             transaction_count: entries.iter().map(|e| e.transactions.len() as u64).sum(),
+            evidence_hash: evidence_hash(&evidence),
         };
         let signature = leader.sign(Domain::Block, &encode_body(&header));
         Block {
             header,
             signature,
             entries,
+            evidence,
         }
     }
 
@@ -151,6 +190,14 @@ impl Block {
         if entries_hash(&self.entries) != h.entries_hash {
             return Err(BlockError::EntriesHash);
         }
+        if self.evidence.len() > MAX_EVIDENCE_PER_BLOCK {
+            return Err(BlockError::TooMuchEvidence {
+                count: self.evidence.len(),
+            });
+        }
+        if evidence_hash(&self.evidence) != h.evidence_hash {
+            return Err(BlockError::EvidenceHash);
+        }
         Ok(())
     }
 }
@@ -184,6 +231,22 @@ mod tests {
         let mut b = block();
         b.entries.pop();
         assert!(b.verify_body().is_err());
+        let mut b = block();
+        let k = Keypair::from_seed(&[8; 32]);
+        let vote = |id: u8| {
+            crate::vote::Vote {
+                voter: k.pubkey(),
+                slot: 3,
+                block_id: Hash([id; 32]),
+                bank_hash: Hash::ZERO,
+                confirmation_count: 1,
+                root: None,
+                timestamp_ms: 0,
+            }
+            .sign(&k)
+        };
+        b.evidence.push(Evidence::double_vote(vote(1), vote(2)));
+        assert_eq!(b.verify_body(), Err(BlockError::EvidenceHash));
         let mut b = block();
         b.header.slot = 10;
         assert!(matches!(

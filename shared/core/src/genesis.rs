@@ -45,8 +45,19 @@ pub struct Genesis {
     pub hashes_per_tick: u64,
     pub slots_per_epoch: u64,
     pub leader_slots_per_rotation: u64,
+    /// The share of an offender's stake cut at the epoch boundary after its offense is
+    /// recorded on chain, in basis points (1/100 of a percent).
+    #[serde(default = "default_slash_penalty_bps")]
+    pub slash_penalty_bps: u32,
     pub validators: Vec<GenesisValidator>,
     pub accounts: Vec<GenesisAccount>,
+}
+
+/// The stake share cut per offending epoch unless genesis says otherwise: 10 %.
+pub const DEFAULT_SLASH_PENALTY_BPS: u32 = 1000;
+
+fn default_slash_penalty_bps() -> u32 {
+    DEFAULT_SLASH_PENALTY_BPS
 }
 
 /// Why a genesis file was refused.
@@ -121,6 +132,12 @@ impl Genesis {
                 self.slots_per_epoch, self.leader_slots_per_rotation
             ));
         }
+        if self.slash_penalty_bps > 10_000 {
+            return bad(format!(
+                "slash_penalty_bps {} is over 10000 (all of the stake)",
+                self.slash_penalty_bps
+            ));
+        }
         if self.validators.is_empty() {
             return bad("at least one validator is needed".into());
         }
@@ -166,6 +183,7 @@ mod tests {
             hashes_per_tick: 1000,
             slots_per_epoch: 32,
             leader_slots_per_rotation: 4,
+            slash_penalty_bps: DEFAULT_SLASH_PENALTY_BPS,
             validators: (1..=3)
                 .map(|i| GenesisValidator {
                     identity: Keypair::from_seed(&[i; 32]).pubkey(),

@@ -11,6 +11,7 @@
 
 pub mod block;
 pub mod encoding;
+pub mod evidence;
 pub mod genesis;
 pub mod hash;
 pub mod keys;
@@ -20,7 +21,10 @@ pub mod vote;
 
 pub use block::{Block, BlockError, BlockHeader, Slot};
 pub use encoding::{Canonical, DecodeError};
-pub use genesis::{Genesis, GenesisAccount, GenesisError, GenesisValidator};
+pub use evidence::{Evidence, EvidenceError, MAX_EVIDENCE_PER_BLOCK, Offense, OffenseKind};
+pub use genesis::{
+    DEFAULT_SLASH_PENALTY_BPS, Genesis, GenesisAccount, GenesisError, GenesisValidator,
+};
 pub use hash::{Hash, hash, hashv};
 pub use keys::{
     AddressError, Domain, Keypair, Pubkey, Signature, SignatureError, SignedMessage, verify,

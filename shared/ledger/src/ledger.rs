@@ -12,8 +12,8 @@ use redb::{
 use crate::error::StorageContext;
 use crate::slot_meta::parent_is_valid;
 use crate::tables::{
-    ACCOUNTS, BANK_HASHES, BLOCKS, FORMAT, FORMAT_KEY, FORMAT_VERSION, ROOTS, SHREDS, SLOT_META,
-    TOWER, TOWER_KEY, VOTES,
+    ACCOUNTS, BANK_HASHES, BLOCKS, EVIDENCE, FORMAT, FORMAT_KEY, FORMAT_VERSION, PENALTIES, ROOTS,
+    SHREDS, SLOT_META, TOWER, TOWER_KEY, VOTES,
 };
 use crate::{LedgerError, SlotMeta};
 
@@ -27,6 +27,8 @@ pub const MAX_TOWER_BYTES: usize = 64 << 10;
 pub const MAX_ACCOUNT_BYTES: usize = 10 << 20;
 /// Largest stored vote accepted.
 pub const MAX_VOTE_BYTES: usize = 64 << 10;
+/// Largest record of slashing evidence accepted.
+pub const MAX_EVIDENCE_RECORD_BYTES: usize = 64 << 10;
 
 /// The database file inside the ledger directory.
 pub const LEDGER_FILE_NAME: &str = "ledger.redb";
@@ -166,6 +168,8 @@ impl Ledger {
             txn.open_table(TOWER).during(CONTEXT)?;
             txn.open_table(VOTES).during(CONTEXT)?;
             txn.open_table(ACCOUNTS).during(CONTEXT)?;
+            txn.open_table(EVIDENCE).during(CONTEXT)?;
+            txn.open_table(PENALTIES).during(CONTEXT)?;
             Ok(())
         })
     }
@@ -584,6 +588,97 @@ impl Ledger {
             .map(|entry| {
                 let (key, vote) = entry.during(CONTEXT)?;
                 Ok((*key.value().1, vote.value().to_vec()))
+            })
+            .collect()
+    }
+
+    // ---- slashing ----
+
+    /// Stores (or replaces) the record of the evidence of one offense: `(slot, offender,
+    /// kind)`.
+    pub fn put_evidence(
+        &self,
+        offense: (u64, &[u8; 32], u8),
+        record: &[u8],
+    ) -> Result<(), LedgerError> {
+        const CONTEXT: &str = "storing slashing evidence";
+        check_size("evidence record", record.len(), MAX_EVIDENCE_RECORD_BYTES)?;
+        self.write(CONTEXT, |txn| {
+            let mut table = txn.open_table(EVIDENCE).during(CONTEXT)?;
+            table.insert(offense, record).during(CONTEXT)?;
+            Ok(())
+        })
+    }
+
+    /// The stored record of one offense's evidence.
+    pub fn get_evidence(
+        &self,
+        offense: (u64, &[u8; 32], u8),
+    ) -> Result<Option<Vec<u8>>, LedgerError> {
+        const CONTEXT: &str = "reading slashing evidence";
+        let table = self.read(CONTEXT)?.open_table(EVIDENCE).during(CONTEXT)?;
+        let value = table.get(offense).during(CONTEXT)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// The newest `limit` evidence records by offense slot, newest first:
+    /// `((slot, offender, kind), record)`.
+    #[expect(
+        clippy::type_complexity,
+        reason = "the key tuple mirrors the table's key"
+    )]
+    pub fn evidence_newest(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<((u64, [u8; 32], u8), Vec<u8>)>, LedgerError> {
+        const CONTEXT: &str = "listing slashing evidence";
+        let table = self.read(CONTEXT)?.open_table(EVIDENCE).during(CONTEXT)?;
+        table
+            .iter()
+            .during(CONTEXT)?
+            .rev()
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.during(CONTEXT)?;
+                let (slot, offender, kind) = key.value();
+                Ok(((slot, *offender, kind), value.value().to_vec()))
+            })
+            .collect()
+    }
+
+    /// Records the penalties a rooted bank applied: `(epoch, offender, old, new)`.
+    pub fn put_penalties(
+        &self,
+        penalties: &[(u64, [u8; 32], u64, u64)],
+    ) -> Result<(), LedgerError> {
+        const CONTEXT: &str = "storing slashing penalties";
+        if penalties.is_empty() {
+            return Ok(());
+        }
+        self.write(CONTEXT, |txn| {
+            let mut table = txn.open_table(PENALTIES).during(CONTEXT)?;
+            for (epoch, offender, old, new) in penalties {
+                table
+                    .insert((*epoch, offender), (*old, *new))
+                    .during(CONTEXT)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every recorded penalty, newest epoch first: `(epoch, offender, old, new)`.
+    pub fn penalties(&self) -> Result<Vec<(u64, [u8; 32], u64, u64)>, LedgerError> {
+        const CONTEXT: &str = "listing slashing penalties";
+        let table = self.read(CONTEXT)?.open_table(PENALTIES).during(CONTEXT)?;
+        table
+            .iter()
+            .during(CONTEXT)?
+            .rev()
+            .map(|entry| {
+                let (key, value) = entry.during(CONTEXT)?;
+                let (epoch, offender) = key.value();
+                let (old, new) = value.value();
+                Ok((epoch, *offender, old, new))
             })
             .collect()
     }

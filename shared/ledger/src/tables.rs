@@ -4,7 +4,7 @@
 use redb::TableDefinition;
 
 /// The ledger format this build writes and reads, stored under [`FORMAT_KEY`] in [`FORMAT`].
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 pub(crate) const FORMAT_KEY: u8 = 0;
 /// The single row of [`TOWER`].
 pub(crate) const TOWER_KEY: u8 = 0;
@@ -37,3 +37,12 @@ pub(crate) const VOTES: TableDefinition<(u64, &[u8; 32]), &[u8]> = TableDefiniti
 
 /// Pubkey -> account bytes, as of the latest root.
 pub(crate) const ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("accounts");
+
+/// (offense slot, offender, offense kind) -> the node's record of slashing evidence it
+/// holds (evidence bytes and what became of it; opaque here).
+pub(crate) const EVIDENCE: TableDefinition<(u64, &[u8; 32], u8), &[u8]> =
+    TableDefinition::new("slashing_evidence");
+
+/// (epoch, offender) -> (stake before, stake after): penalties applied by rooted banks.
+pub(crate) const PENALTIES: TableDefinition<(u64, &[u8; 32]), (u64, u64)> =
+    TableDefinition::new("slashing_penalties");

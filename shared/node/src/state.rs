@@ -191,6 +191,7 @@ mod tests {
             hashes_per_tick: 8,
             slots_per_epoch: 32,
             leader_slots_per_rotation: 4,
+            slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
             validators: keys
                 .iter()
                 .zip(stakes)

@@ -46,6 +46,7 @@ fn genesis(keys: &[Keypair], leader: &Keypair) -> Genesis {
         hashes_per_tick: 64,
         slots_per_epoch: 8192,
         leader_slots_per_rotation: 4,
+        slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
         validators: vec![GenesisValidator {
             identity: leader.pubkey(),
             stake: 1,

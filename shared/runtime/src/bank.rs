@@ -22,6 +22,7 @@ use crate::error::{BankError, ScheduleError};
 use crate::leader_schedule::{DEFAULT_MIN_ROTATIONS, LeaderSchedule, leader_schedule_seed};
 use crate::lt_hash::LtHash;
 use crate::prehash::{PrehashMap, Prehashed};
+use crate::slashing::{Offenses, Penalty, add_epoch_leaves, enter_epoch};
 use crate::stakes::{Epoch, EpochSchedule, Stakes};
 
 /// Network parameters every bank of a network shares (from genesis).
@@ -32,6 +33,7 @@ pub(crate) struct BankConfig {
     pub(crate) slots_per_rotation: u64,
     pub(crate) ticks_per_slot: u64,
     pub(crate) hashes_per_tick: u64,
+    pub(crate) slash_penalty_bps: u32,
 }
 
 /// The state as of the root, shared by the root and all its descendants.
@@ -73,6 +75,11 @@ pub struct Bank {
     pub(crate) stakes: Arc<Stakes>,
     /// Stakes as of the start of each recent epoch (the leader schedule's input).
     pub(crate) epoch_stakes: Arc<BTreeMap<Epoch, Arc<Stakes>>>,
+    /// Slashing offenses this fork recorded and still remembers, with the epoch each was
+    /// recorded in (see [`crate::slashing`]).
+    pub(crate) offenses: Offenses,
+    /// The stake cuts this bank made on entering its epoch.
+    pub(crate) penalties: Vec<Penalty>,
     pub(crate) signature_count: u64,
     pub(crate) collected_fees: u64,
     pub(crate) frozen: Option<Frozen>,
@@ -117,6 +124,7 @@ impl Bank {
         for (validator, stake) in stakes.iter() {
             lt_hash.add_stake(validator, *stake);
         }
+        add_epoch_leaves(&mut lt_hash, 0, &stakes);
         let hash = bank_hash(&genesis_hash, &genesis_hash, &lt_hash.checksum(), 0);
         let stakes = Arc::new(stakes);
         let config = BankConfig {
@@ -125,6 +133,7 @@ impl Bank {
             slots_per_rotation: genesis.leader_slots_per_rotation,
             ticks_per_slot: genesis.ticks_per_slot,
             hashes_per_tick: genesis.hashes_per_tick,
+            slash_penalty_bps: genesis.slash_penalty_bps,
         };
         Ok(Arc::new(Bank {
             slot: 0,
@@ -142,6 +151,8 @@ impl Bank {
             lt_hash,
             epoch_stakes: Arc::new(BTreeMap::from([(0, stakes.clone())])),
             stakes,
+            offenses: Offenses::default(),
+            penalties: Vec::new(),
             signature_count: 0,
             collected_fees: 0,
             frozen: Some(Frozen {
@@ -168,16 +179,27 @@ impl Bank {
             });
         }
         let epoch = parent.config.epoch_schedule.epoch(slot);
-        let mut epoch_stakes = parent.epoch_stakes.clone();
-        if epoch > parent.epoch {
-            // Entering epoch E: record the stakes as of its start (the schedule of E + 1
-            // uses them). Only E - 1 and E are ever needed again.
-            let map = Arc::make_mut(&mut epoch_stakes);
-            for e in (parent.epoch + 1).max(epoch - 1)..=epoch {
-                map.insert(e, parent.stakes.clone());
-            }
-            map.retain(|e, _| *e + 1 >= epoch);
-        }
+        let mut lt_hash = parent.lt_hash.clone();
+        let (stakes, epoch_stakes, offenses, penalties) = if epoch > parent.epoch {
+            let t = enter_epoch(
+                parent.config.epoch_schedule,
+                parent.config.slash_penalty_bps,
+                parent.epoch,
+                epoch,
+                &parent.stakes,
+                &parent.epoch_stakes,
+                &parent.offenses,
+                &mut lt_hash,
+            );
+            (t.stakes, t.epoch_stakes, t.offenses, t.penalties)
+        } else {
+            (
+                parent.stakes.clone(),
+                parent.epoch_stakes.clone(),
+                parent.offenses.clone(),
+                Vec::new(),
+            )
+        };
         Ok(Bank {
             slot,
             parent_slot: parent.slot,
@@ -191,9 +213,11 @@ impl Bank {
             accounts: PrehashMap::default(),
             status: PrehashMap::default(),
             blockhash_queue: parent.blockhash_queue.clone(),
-            lt_hash: parent.lt_hash.clone(),
-            stakes: parent.stakes.clone(),
+            lt_hash,
+            stakes,
             epoch_stakes,
+            offenses,
+            penalties,
             signature_count: 0,
             collected_fees: 0,
             frozen: None,
@@ -412,7 +436,8 @@ impl Bank {
         &self.blockhash_queue
     }
 
-    /// The incremental lattice hash of all balances and stakes (final once frozen).
+    /// The incremental lattice hash of all balances, stakes, epoch stakes and recorded
+    /// offenses (final once frozen).
     pub fn lt_hash(&self) -> &LtHash {
         &self.lt_hash
     }
@@ -422,7 +447,8 @@ impl Bank {
         self.lt_hash.checksum()
     }
 
-    /// The state hash computed from every account and stake, from scratch: O(accounts).
+    /// The state hash computed from every account, stake, epoch stake and recorded
+    /// offense, from scratch: O(accounts).
     /// Equal to [`Bank::state_hash`] on a frozen bank; for checks and snapshot verification.
     pub fn recompute_state_hash(&self) -> Hash {
         let mut h = LtHash::identity();
@@ -431,6 +457,12 @@ impl Bank {
         }
         for (validator, stake) in self.stakes.iter() {
             h.add_stake(validator, *stake);
+        }
+        for (epoch, stakes) in self.epoch_stakes.iter() {
+            add_epoch_leaves(&mut h, *epoch, stakes);
+        }
+        for (offense, recorded) in self.offenses.iter() {
+            h.add_offense(offense, *recorded);
         }
         h.checksum()
     }

@@ -56,6 +56,11 @@ pub enum ReplayError {
     TrailingEntries,
     #[error("{0}")]
     Poh(#[from] PohError),
+    #[error("slashing evidence {index}: {reason}")]
+    Evidence {
+        index: usize,
+        reason: crate::slashing::EvidenceRefusal,
+    },
     #[error("transaction {index} of entry {entry}: signature does not verify")]
     InvalidSignature { entry: usize, index: usize },
     #[error("transaction {index} of entry {entry}: {error}")]
@@ -89,6 +94,12 @@ pub enum BankError {
     UnknownParent { slot: Slot, parent: Slot },
     #[error("slot {slot} would need {ticks} ticks, too many to produce")]
     TooManyTicks { slot: Slot, ticks: u128 },
+    /// Slashing evidence was not recorded.
+    #[error("slot {slot}: slashing evidence refused: {reason}")]
+    Evidence {
+        slot: Slot,
+        reason: crate::slashing::EvidenceRefusal,
+    },
     /// A bank could not be snapshotted, or a snapshot did not rebuild a bank.
     #[error("snapshot of slot {slot}: {reason}")]
     Snapshot {

@@ -349,6 +349,7 @@ mod tests {
             hashes_per_tick: 2,
             slots_per_epoch: 4,
             leader_slots_per_rotation: 4,
+            slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
             validators: vec![GenesisValidator {
                 identity: key(0).pubkey(),
                 stake: 1,

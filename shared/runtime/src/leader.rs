@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use bb_core::{Block, Keypair, PohRecorder, Slot, Transaction};
+use bb_core::{Block, Evidence, Keypair, MAX_EVIDENCE_PER_BLOCK, PohRecorder, Slot, Transaction};
 
 use crate::bank::Bank;
 use crate::error::{BankError, TransactionError};
@@ -34,7 +34,29 @@ pub fn produce_block(
     slot: Slot,
     batches: &[Vec<Transaction>],
 ) -> Result<ProducedBlock, BankError> {
+    produce_block_with_evidence(parent, leader, slot, batches, &[])
+}
+
+/// [`produce_block`] that also includes slashing `evidence`: each piece this fork would
+/// record ([`Bank::record_evidence`]), up to [`MAX_EVIDENCE_PER_BLOCK`]; the rest is left
+/// out.
+pub fn produce_block_with_evidence(
+    parent: &Arc<Bank>,
+    leader: &Keypair,
+    slot: Slot,
+    batches: &[Vec<Transaction>],
+    evidence: &[Evidence],
+) -> Result<ProducedBlock, BankError> {
     let mut bank = Bank::new_from_parent(parent, slot, leader.pubkey())?;
+    let mut included = Vec::new();
+    for ev in evidence {
+        if included.len() == MAX_EVIDENCE_PER_BLOCK {
+            break;
+        }
+        if bank.record_evidence(ev).is_ok() {
+            included.push(ev.clone());
+        }
+    }
     let total_ticks = u128::from(slot - parent.slot()) * u128::from(parent.ticks_per_slot());
     if total_ticks > MAX_PRODUCED_TICKS {
         return Err(BankError::TooManyTicks {
@@ -82,7 +104,15 @@ pub fn produce_block(
     let parent_id = parent.block_id().ok_or(BankError::ParentNotFrozen {
         slot: parent.slot(),
     })?;
-    let block = Block::new_signed(leader, slot, parent.slot(), parent_id, poh_start, entries);
+    let block = Block::new_signed_with_evidence(
+        leader,
+        slot,
+        parent.slot(),
+        parent_id,
+        poh_start,
+        entries,
+        included,
+    );
     bank.freeze_unchecked(block.header.poh_end, block.id());
     Ok(ProducedBlock {
         block,

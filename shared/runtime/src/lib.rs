@@ -58,6 +58,7 @@
 //!     hashes_per_tick: 8,
 //!     slots_per_epoch: 32,
 //!     leader_slots_per_rotation: 4,
+//!     slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
 //!     validators: vec![GenesisValidator { identity: leader.pubkey(), stake: 100 }],
 //!     accounts: vec![GenesisAccount { address: alice.pubkey(), balance: 1_000 }],
 //! };
@@ -88,6 +89,7 @@ mod leader_schedule;
 mod lt_hash;
 mod prehash;
 mod replay;
+mod slashing;
 mod snapshot;
 mod stakes;
 
@@ -95,11 +97,12 @@ pub use bank::{Bank, bank_hash};
 pub use blockhash_queue::{BlockhashQueue, MAX_RECENT_BLOCKHASHES};
 pub use error::{BankError, ReplayError, ScheduleError, TransactionError};
 pub use forks::{BankForks, RootChanges};
-pub use leader::{ProducedBlock, produce_block};
+pub use leader::{ProducedBlock, produce_block, produce_block_with_evidence};
 pub use leader_schedule::{
     DEFAULT_MIN_ROTATIONS, DEFAULT_SLOTS_PER_ROTATION, LeaderSchedule, MAX_ROTATIONS_PER_EPOCH,
     leader_schedule_seed,
 };
 pub use lt_hash::{LT_HASH_LANES, LtHash};
+pub use slashing::{EvidenceRefusal, Penalty};
 pub use snapshot::{SnapshotFields, SnapshotRefusal};
 pub use stakes::{Epoch, EpochSchedule, Stakes};

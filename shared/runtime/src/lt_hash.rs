@@ -1,6 +1,7 @@
 //! The lattice state hash: an incremental multiset hash of every account and stake.
 //!
-//! Each leaf (an account's pubkey and balance, or a validator's stake) is expanded to
+//! Each leaf (an account's pubkey and balance, a validator's stake, a validator's stake as
+//! of the start of a recent epoch, or a recorded slashing offense) is expanded to
 //! 2048 bytes, read as 1024 little-endian `u16` lanes, and the state is the lane-wise
 //! wrapping sum of all leaves. Changing one account subtracts its old leaf and adds the
 //! new one, so a bank's state hash costs O(accounts changed), never O(all accounts), and
@@ -12,7 +13,8 @@
 //! far beyond 2^128 work, where a single 256-bit additive sum would fall to Wagner's
 //! generalised birthday attack. The caveat every multiset hash shares: it hashes a
 //! *multiset*, so the state must never hold the same leaf twice — here each pubkey has one
-//! balance leaf and one stake leaf at most, and zero balances and stakes have no leaf.
+//! balance leaf and one stake leaf at most (one per kept epoch for epoch stakes), each
+//! offense is recorded once, and zero balances and stakes have no leaf.
 //!
 //! Expansion: `seed = SHA-256(domain || pubkey || value as u64 LE)`, then the first 2048
 //! bytes of the ChaCha12 keystream under key `seed` (nonce 0, counter 0): a hash to fix
@@ -25,7 +27,7 @@
 
 use std::fmt;
 
-use bb_core::{Hash, Pubkey, hashv};
+use bb_core::{Hash, Offense, Pubkey, hashv};
 use rand::{Rng, SeedableRng, rngs::ChaCha12Rng};
 
 /// Lanes in a lattice hash.
@@ -34,6 +36,8 @@ const LT_HASH_BYTES: usize = 2 * LT_HASH_LANES;
 
 const ACCOUNT_DOMAIN: &[u8] = b"bb/lthash/account/v1\0";
 const STAKE_DOMAIN: &[u8] = b"bb/lthash/stake/v1\0";
+const EPOCH_STAKE_DOMAIN: &[u8] = b"bb/lthash/epoch-stake/v1\0";
+const OFFENSE_DOMAIN: &[u8] = b"bb/lthash/offense/v1\0";
 const CHECKSUM_DOMAIN: &[u8] = b"bb/lthash/checksum/v1\0";
 
 /// A lattice hash: 1024 `u16` lanes added with wrapping arithmetic.
@@ -78,6 +82,30 @@ impl LtHash {
         if stake != 0 {
             self.mix(&leaf_seed(STAKE_DOMAIN, validator, stake), true);
         }
+    }
+
+    /// Adds the leaf of a validator's stake as of the start of `epoch`.
+    pub fn add_epoch_stake(&mut self, epoch: u64, validator: &Pubkey, stake: u64) {
+        if stake != 0 {
+            self.mix(&epoch_stake_seed(epoch, validator, stake), false);
+        }
+    }
+
+    /// Removes the leaf of a validator's stake as of the start of `epoch`.
+    pub fn remove_epoch_stake(&mut self, epoch: u64, validator: &Pubkey, stake: u64) {
+        if stake != 0 {
+            self.mix(&epoch_stake_seed(epoch, validator, stake), true);
+        }
+    }
+
+    /// Adds the leaf of an offense recorded in epoch `recorded`.
+    pub fn add_offense(&mut self, offense: &Offense, recorded: u64) {
+        self.mix(&offense_seed(offense, recorded), false);
+    }
+
+    /// Removes the leaf of an offense recorded in epoch `recorded`.
+    pub fn remove_offense(&mut self, offense: &Offense, recorded: u64) {
+        self.mix(&offense_seed(offense, recorded), true);
     }
 
     /// Lane-wise wrapping sum.
@@ -125,6 +153,25 @@ impl LtHash {
 
 fn leaf_seed(domain: &[u8], pubkey: &Pubkey, value: u64) -> Hash {
     hashv(&[domain, &pubkey.0, &value.to_le_bytes()])
+}
+
+fn epoch_stake_seed(epoch: u64, validator: &Pubkey, stake: u64) -> Hash {
+    hashv(&[
+        EPOCH_STAKE_DOMAIN,
+        &epoch.to_le_bytes(),
+        &validator.0,
+        &stake.to_le_bytes(),
+    ])
+}
+
+fn offense_seed(offense: &Offense, recorded: u64) -> Hash {
+    hashv(&[
+        OFFENSE_DOMAIN,
+        &offense.offender.0,
+        &offense.slot.to_le_bytes(),
+        &[offense.kind.code()],
+        &recorded.to_le_bytes(),
+    ])
 }
 
 impl fmt::Debug for LtHash {

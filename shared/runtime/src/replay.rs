@@ -132,6 +132,12 @@ impl Bank {
                 slot: parent.slot(),
             }
         })?;
+        for (index, evidence) in block.evidence.iter().enumerate() {
+            let offense = bank
+                .check_evidence(evidence)
+                .map_err(|reason| ReplayError::Evidence { index, reason })?;
+            bank.insert_offense(offense);
+        }
         let results = bank.process_verified_transactions(&txs);
         if let Some((i, error)) = results
             .iter()

@@ -6,8 +6,9 @@
 //! block, the same duplicate refusals, the same leader schedules.
 //!
 //! What is checked on the way back: the lattice state hash is recomputed from the accounts
-//! and stakes and must equal the recorded one, and the bank hash must follow from it. The
-//! blockhash queue, the status cache and the epoch stakes are **not** in the state hash
+//! stakes, epoch stakes and recorded offenses and must equal the recorded one, and the
+//! bank hash must follow from it. The blockhash queue and the status cache are **not** in
+//! the state hash
 //! (the bank hash does not cover them either); they are only checked for consistency
 //! (ordering, bounds, membership). A snapshot file therefore carries its own checksums
 //! over every byte: a tampered status cache or queue that keeps its checksums intact is
@@ -18,13 +19,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use bb_core::{Genesis, Hash, Pubkey, Signature, Slot};
+use bb_core::{Genesis, Hash, Offense, Pubkey, Signature, Slot};
 
 use crate::bank::{Bank, BankConfig, Frozen, RootState, bank_hash, read};
 use crate::blockhash_queue::BlockhashQueue;
 use crate::error::BankError;
 use crate::lt_hash::LtHash;
 use crate::prehash::{PrehashMap, Prehashed};
+use crate::slashing::add_epoch_leaves;
 use crate::stakes::{Epoch, EpochSchedule, Stakes};
 
 /// Everything of a root bank except its accounts. Lists are sorted (by pubkey, epoch,
@@ -59,6 +61,9 @@ pub struct SnapshotFields {
     /// The stakes as of the start of the bank's epoch and the one before (the leader
     /// schedule's input), by epoch.
     pub epoch_stakes: Vec<(Epoch, Vec<(Pubkey, u64)>)>,
+    /// Slashing offenses the chain recorded and still remembers, by offense, with the
+    /// epoch each was recorded in.
+    pub offenses: Vec<(Offense, Epoch)>,
 }
 
 impl SnapshotFields {
@@ -207,6 +212,7 @@ impl Bank {
                 .iter()
                 .map(|(e, s)| (*e, stake_list(s)))
                 .collect(),
+            offenses: self.offenses.iter().map(|(o, e)| (*o, *e)).collect(),
         };
         Ok((fields, accounts))
     }
@@ -282,6 +288,23 @@ impl Bank {
             ));
         }
 
+        if !strictly_rising(&fields.offenses, |(o, _)| *o) {
+            return Err(inconsistent(slot, "offenses out of order"));
+        }
+        if let Some((o, e)) = fields
+            .offenses
+            .iter()
+            .find(|(o, e)| *e > fields.epoch || o.slot > slot)
+        {
+            return Err(inconsistent(
+                slot,
+                format!(
+                    "an offense in slot {} recorded in epoch {e}, after the snapshot",
+                    o.slot
+                ),
+            ));
+        }
+
         if !strictly_rising(&fields.status_cache, |(h, _)| *h) {
             return Err(inconsistent(slot, "status cache out of order"));
         }
@@ -336,6 +359,12 @@ impl Bank {
         for (validator, stake) in stakes.iter() {
             lt_hash.add_stake(validator, *stake);
         }
+        for (epoch, stakes) in &epoch_stakes {
+            add_epoch_leaves(&mut lt_hash, *epoch, stakes);
+        }
+        for (offense, recorded) in &fields.offenses {
+            lt_hash.add_offense(offense, *recorded);
+        }
         let computed = lt_hash.checksum();
         if computed != fields.state_hash {
             return Err(refuse(
@@ -363,6 +392,7 @@ impl Bank {
             slots_per_rotation: genesis.leader_slots_per_rotation,
             ticks_per_slot: genesis.ticks_per_slot,
             hashes_per_tick: genesis.hashes_per_tick,
+            slash_penalty_bps: genesis.slash_penalty_bps,
         };
         let root = RootState {
             slot,
@@ -385,6 +415,8 @@ impl Bank {
             lt_hash,
             stakes: Arc::new(stakes),
             epoch_stakes: Arc::new(epoch_stakes),
+            offenses: Arc::new(fields.offenses.into_iter().collect()),
+            penalties: Vec::new(),
             signature_count: fields.signature_count,
             collected_fees: fields.collected_fees,
             frozen: Some(Frozen {

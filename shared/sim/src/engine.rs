@@ -110,6 +110,7 @@ impl Simulation {
             hashes_per_tick: 16,
             slots_per_epoch: config.slots_per_epoch,
             leader_slots_per_rotation: 4,
+            slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
             validators: keypairs
                 .iter()
                 .zip(&stakes)

@@ -49,6 +49,7 @@ fn main() {
         hashes_per_tick: 1000,
         slots_per_epoch: 432,
         leader_slots_per_rotation: 4,
+        slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
         validators: vec![GenesisValidator {
             identity: validator.pubkey(),
             stake: 100,

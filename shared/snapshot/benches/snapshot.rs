@@ -30,6 +30,7 @@ fn state(n: usize) -> (SnapshotFields, Vec<(Pubkey, u64)>) {
         hashes_per_tick: 8,
         slots_per_epoch: 32,
         leader_slots_per_rotation: 4,
+        slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
         validators: vec![GenesisValidator {
             identity: Keypair::from_seed(&[1; 32]).pubkey(),
             stake: 100,

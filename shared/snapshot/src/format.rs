@@ -1,14 +1,14 @@
 //! The bytes of a snapshot file: constants, the header, chunk framing and records. See the
 //! crate documentation for the layout.
 
-use bb_core::{Hash, Pubkey, Signature, Slot};
+use bb_core::{Hash, Offense, Pubkey, Signature, Slot};
 use bincode::{Decode, Encode};
 use sha2::{Digest, Sha256};
 
 /// `BBSNAP\0`: the first seven bytes of every snapshot file.
 pub(crate) const MAGIC: &[u8; 7] = b"BBSNAP\0";
 /// The format version this build writes and reads (the eighth byte).
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// The trailer's marker.
 pub(crate) const TRAILER_MAGIC: &[u8; 8] = b"BBSNEND\0";
 /// Trailer: marker, chunk count, file checksum.
@@ -70,6 +70,8 @@ pub(crate) struct BankLists {
     pub blockhash_queue: Vec<(Hash, u64)>,
     pub stakes: Vec<(Pubkey, u64)>,
     pub epoch_stakes: Vec<(u64, Vec<(Pubkey, u64)>)>,
+    /// Recorded slashing offenses with the epoch each was recorded in (since version 2).
+    pub offenses: Vec<(Offense, u64)>,
 }
 
 /// What a chunk holds, by its index.

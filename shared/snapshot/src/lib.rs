@@ -40,9 +40,9 @@
 //! # What verification proves
 //!
 //! [`verify_file`] checks every checksum, that accounts rise strictly, recomputes the
-//! lattice state hash from the accounts and stakes and compares it with the header's, and
-//! recomputes the bank hash from it. The status cache, blockhash queue and epoch stakes are
-//! outside the state hash; the checksums are what guard them.
+//! lattice state hash from the accounts, stakes, epoch stakes and slashing records and
+//! compares it with the header's, and recomputes the bank hash from it. The status cache
+//! and blockhash queue are outside the state hash; the checksums are what guard them.
 //!
 //! # Example
 //!
@@ -61,6 +61,7 @@
 //!     hashes_per_tick: 8,
 //!     slots_per_epoch: 32,
 //!     leader_slots_per_rotation: 4,
+//!     slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
 //!     validators: vec![GenesisValidator { identity: Keypair::from_seed(&[1; 32]).pubkey(), stake: 100 }],
 //!     accounts: vec![GenesisAccount { address: Keypair::from_seed(&[2; 32]).pubkey(), balance: 1_000 }],
 //! };

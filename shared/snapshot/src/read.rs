@@ -183,6 +183,7 @@ fn fields(
         status_cache,
         stakes: lists.stakes,
         epoch_stakes: lists.epoch_stakes,
+        offenses: lists.offenses,
     }
 }
 
@@ -332,6 +333,7 @@ impl FileReader {
                 blockhash_queue: Vec::new(),
                 stakes: Vec::new(),
                 epoch_stakes: Vec::new(),
+                offenses: Vec::new(),
             },
             lt_hash: LtHash::identity(),
             status_cache: Vec::new(),
@@ -387,6 +389,14 @@ impl FileReader {
                     body.lists = decode(&raw).map_err(|e| self.corrupt(&region, e))?;
                     for (validator, stake) in &body.lists.stakes {
                         body.lt_hash.add_stake(validator, *stake);
+                    }
+                    for (epoch, stakes) in &body.lists.epoch_stakes {
+                        for (validator, stake) in stakes {
+                            body.lt_hash.add_epoch_stake(*epoch, validator, *stake);
+                        }
+                    }
+                    for (offense, recorded) in &body.lists.offenses {
+                        body.lt_hash.add_offense(offense, *recorded);
                     }
                 }
                 ChunkKind::Status { count, .. } => {

@@ -39,6 +39,7 @@ pub fn genesis(users: usize) -> (Genesis, Vec<Keypair>, Vec<Keypair>) {
         hashes_per_tick: 4,
         slots_per_epoch: 16,
         leader_slots_per_rotation: 4,
+        slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
         validators: vec![
             GenesisValidator {
                 identity: validators[0].pubkey(),

@@ -205,6 +205,7 @@ where
         blockhash_queue: fields.blockhash_queue.clone(),
         stakes: fields.stakes.clone(),
         epoch_stakes: fields.epoch_stakes.clone(),
+        offenses: fields.offenses.clone(),
     };
     w.chunk(&encode(&lists))?;
 

@@ -80,6 +80,11 @@ fn a_snapshot_spanning_many_chunks_round_trips() {
     for (k, s) in &fields.stakes {
         lt.add_stake(k, *s);
     }
+    for (epoch, list) in &fields.epoch_stakes {
+        for (k, s) in list {
+            lt.add_epoch_stake(*epoch, k, *s);
+        }
+    }
     fields.state_hash = lt.checksum();
     fields.bank_hash = fields.implied_bank_hash();
     let path = write(&fields, &accounts, dir.path());

@@ -28,6 +28,7 @@ pub fn genesis(accounts: &[(Pubkey, u64)], validators: &[(Pubkey, u64)]) -> Gene
         hashes_per_tick: 4,
         slots_per_epoch: 32,
         leader_slots_per_rotation: 4,
+        slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
         validators: validators
             .iter()
             .map(|(identity, stake)| GenesisValidator {
