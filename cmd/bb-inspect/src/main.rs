@@ -11,6 +11,7 @@ mod chain;
 mod integrity;
 mod peers;
 mod schedule;
+mod slashing;
 mod status;
 mod table;
 use bb_cli::target;
@@ -100,6 +101,17 @@ enum Command {
         #[arg(long, value_name = "B")]
         to: Option<u64>,
     },
+    /// Slashing: the evidence of misbehaviour the node holds (each proof checked here
+    /// with its own signatures), whether the chain recorded it, and the stake cuts
+    /// applied at epoch boundaries. Exit 1 if any evidence fails its check.
+    #[command(
+        after_help = "Examples:\n  bb-inspect slashing\n  bb-inspect slashing --node 2 --json"
+    )]
+    Slashing {
+        /// Most pieces of evidence to list, newest offense first.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -118,6 +130,7 @@ fn main() -> ExitCode {
                 Command::Schedule { epoch } => schedule::run(out, &target, epoch).await,
                 Command::Block { slot } => block::run(out, &target, slot).await,
                 Command::Integrity { from, to } => integrity::run(out, &target, from, to).await,
+                Command::Slashing { limit } => slashing::run(out, &target, limit).await,
             }
         })
     })

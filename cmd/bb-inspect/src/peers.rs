@@ -27,6 +27,17 @@ pub struct PeerRow {
     pub connected: bool,
     pub clock_skew_ms: Option<i64>,
     pub version: String,
+    /// Demerits for misbehaviour now (banned at 100).
+    pub demerits: f64,
+    /// Times this node banned it.
+    pub bans: u32,
+    /// While banned: milliseconds left.
+    pub banned_for_ms: Option<u64>,
+    /// Why it is banned now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ban_reason: Option<String>,
+    /// Its messages dropped over the rate limit.
+    pub rate_limited: u64,
 }
 
 impl From<Peer> for PeerRow {
@@ -42,6 +53,11 @@ impl From<Peer> for PeerRow {
             connected: p.connected,
             clock_skew_ms: p.clock_skew_ms,
             version: p.version,
+            demerits: p.demerits,
+            bans: p.bans,
+            banned_for_ms: p.banned_for_ms,
+            ban_reason: (!p.ban_reason.is_empty()).then_some(p.ban_reason),
+            rate_limited: p.rate_limited,
         }
     }
 }
@@ -62,6 +78,22 @@ pub async fn run(out: Output, target: &Target) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// "ok", "35 demerits", or "BANNED 58s (rate-limit), 2 bans".
+pub fn standing(p: &PeerRow) -> String {
+    match (p.banned_for_ms, &p.ban_reason) {
+        (Some(ms), reason) => format!(
+            "BANNED {}s ({}), {} ban{}",
+            ms.div_ceil(1000),
+            reason.as_deref().unwrap_or("?"),
+            p.bans,
+            if p.bans == 1 { "" } else { "s" }
+        ),
+        (None, _) if p.demerits >= 1.0 => format!("{:.0} demerits", p.demerits),
+        (None, _) if p.bans > 0 => format!("ok ({} past bans)", p.bans),
+        (None, _) => "ok".into(),
+    }
+}
+
 pub fn render(report: &PeersReport) -> String {
     if report.peers.is_empty() {
         return format!("{} knows no peers yet", report.node);
@@ -74,6 +106,7 @@ pub fn render(report: &PeersReport) -> String {
             "last slot",
             "rtt ms",
             "connected",
+            "standing",
             "version",
         ],
         &[2, 3, 4],
@@ -90,6 +123,7 @@ pub fn render(report: &PeersReport) -> String {
             opt(p.last_slot),
             opt(p.rtt_ms),
             if p.connected { "yes" } else { "no" }.into(),
+            standing(p),
             if p.version.is_empty() {
                 "-".into()
             } else {
@@ -104,6 +138,14 @@ pub fn render(report: &PeersReport) -> String {
         report.connected,
         report.peers.len()
     ));
+    let banned = report
+        .peers
+        .iter()
+        .filter(|p| p.banned_for_ms.is_some())
+        .count();
+    if banned > 0 {
+        text.push_str(&format!("; {banned} banned"));
+    }
     for p in &report.peers {
         if let Some(skew) = p.clock_skew_ms.filter(|s| s.abs() > 100) {
             text.push_str(&format!(
@@ -137,6 +179,11 @@ mod tests {
                     connected: true,
                     clock_skew_ms: Some(-250),
                     version: "0.1.0".into(),
+                    demerits: 0.0,
+                    bans: 0,
+                    banned_for_ms: None,
+                    ban_reason: None,
+                    rate_limited: 0,
                 },
                 PeerRow {
                     identity: "bb_peerB".into(),
@@ -149,6 +196,11 @@ mod tests {
                     connected: false,
                     clock_skew_ms: None,
                     version: String::new(),
+                    demerits: 0.0,
+                    bans: 1,
+                    banned_for_ms: Some(58_400),
+                    ban_reason: Some("rate-limit".into()),
+                    rate_limited: 5000,
                 },
             ],
         };
@@ -163,7 +215,9 @@ mod tests {
             .find(|l| l.contains("bb_peerB") && l.contains('│'))
             .unwrap();
         assert!(b.contains(" no "), "{b}");
-        assert!(text.contains("1 of 2 peers connected"), "{text}");
+        assert!(b.contains("BANNED 59s (rate-limit), 1 ban"), "{b}");
+        assert!(a.contains(" ok "), "{a}");
+        assert!(text.contains("1 of 2 peers connected; 1 banned"), "{text}");
         assert!(text.contains("bb_peerA clock is -250 ms"), "{text}");
     }
 }

@@ -25,6 +25,7 @@ use bb_rpc::pb::{
     ListSnapshotsRequest, ListSnapshotsResponse, RootedBlock, SnapshotChunk, SnapshotInfo,
     StreamRootedBlocksRequest,
 };
+use bb_rpc::pb::{GetSlashingRequest, GetSlashingResponse, SlashingEvidence, SlashingPenalty};
 use bb_rpc::tonic::{self, Request, Response, Status};
 use bb_runtime::{Bank, produce_block};
 
@@ -215,6 +216,7 @@ impl Node for ChainNode {
                 connected: true,
                 clock_skew_ms: Some(2),
                 version: "0.1.0".into(),
+                ..Peer::default()
             })
             .collect();
         Ok(Response::new(GetPeersResponse {
@@ -381,6 +383,51 @@ impl Node for ChainNode {
         _: Request<DownloadSnapshotRequest>,
     ) -> Result<Response<Self::DownloadSnapshotStream>, Status> {
         Err(Status::unimplemented("not in this double"))
+    }
+
+    async fn get_slashing(
+        &self,
+        _: Request<GetSlashingRequest>,
+    ) -> Result<Response<GetSlashingResponse>, Status> {
+        // Validator 3 voted for two blocks of slot 5; the block of slot 6 recorded it and
+        // epoch 1 cut its stake by 10 %.
+        let k = &self.keys[2];
+        let vote = |id: u8| {
+            Vote {
+                voter: k.pubkey(),
+                slot: 5,
+                block_id: Hash([id; 32]),
+                bank_hash: Hash([id; 32]),
+                confirmation_count: 1,
+                root: None,
+                timestamp_ms: 0,
+            }
+            .sign(k)
+        };
+        let mut second = vote(2);
+        if matches!(self.lie, Lie::ForgedVoteAt(_)) {
+            // Claims the validator voted a block it never signed.
+            second.vote.block_id = Hash([3; 32]);
+        }
+        let evidence = bb_core::Evidence::double_vote(vote(1), second);
+        Ok(Response::new(GetSlashingResponse {
+            evidence: vec![SlashingEvidence {
+                offender: k.pubkey().to_address(),
+                slot: 5,
+                kind: "double-vote".into(),
+                source: "detected".into(),
+                first_seen_ms: 1_700_000_002_000,
+                recorded_in_slot: Some(6),
+                evidence: evidence.to_bytes(),
+            }],
+            penalties: vec![SlashingPenalty {
+                offender: k.pubkey().to_address(),
+                epoch: 1,
+                old_stake: STAKE,
+                new_stake: STAKE - STAKE / 10,
+            }],
+            slash_penalty_bps: 1000,
+        }))
     }
 
     type StreamRootedBlocksStream =
@@ -621,6 +668,33 @@ fn a_forged_vote_is_flagged_and_not_counted() {
     let out = text(&o.stdout);
     assert!(out.contains("BAD: signature does not verify"), "{out}");
     assert!(out.contains("2/3 validators, 66.7% of stake"), "{out}");
+}
+
+#[test]
+fn slashing_evidence_is_checked_here_and_penalties_listed() {
+    let (dir, node) = setup(Lie::Nothing);
+    let o = run(dir.path(), &node, &["slashing"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("double-vote"), "{out}");
+    assert!(out.contains("each cuts 10.0%"), "{out}");
+    let o = run(dir.path(), &node, &["slashing", "--json"]);
+    let j = json(&o);
+    let offender = node_key_address(2);
+    assert_eq!(j["evidence"][0]["offender"], offender.as_str());
+    assert_eq!(j["evidence"][0]["verified"], true, "{j}");
+    assert_eq!(j["evidence"][0]["recorded_in_slot"], 6);
+    assert_eq!(j["penalties"][0]["new_stake"], 90);
+    assert_eq!(j["invalid_evidence"], 0);
+
+    let (dir, node) = setup(Lie::ForgedVoteAt(5));
+    let o = run(dir.path(), &node, &["slashing"]);
+    assert_fails(&o, "1 of 1 pieces of evidence failed verification");
+    assert!(text(&o.stdout).contains("BAD: proves nothing"));
+}
+
+fn node_key_address(i: usize) -> String {
+    keys()[i].pubkey().to_address()
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `bb-localnet`: run bb clusters on one machine.
 //!
-//! - `up`, `status`, `down`, `kill`, `start`, `restart`, `logs`: a localnet of real
+//! - `up`, `status`, `down`, `kill`, `start`, `restart`, `logs`, `partition`: a localnet of real
 //!   `bb-validator` processes, with its keys, genesis, ledgers, logs and a manifest in one
 //!   directory (see [`manifest`] for the layout).
 //! - `sim`: the deterministic simulator (one process, simulated network and clock).
@@ -12,6 +12,7 @@ mod add;
 mod load;
 mod manage;
 mod manifest;
+mod partition;
 mod ports;
 mod process;
 mod signals;
@@ -84,6 +85,9 @@ enum Command {
     /// Offer a steady load of signed transfers and report what became of them.
     #[command(after_help = load::LOAD_HELP)]
     Load(load::LoadArgs),
+    /// Cut the network between groups of nodes for a while (it heals by itself).
+    #[command(after_help = partition::PARTITION_HELP)]
+    Partition(partition::PartitionArgs),
     /// Sync spare validators (see `up --spare`) from a running node and start them.
     #[command(after_help = add::ADD_HELP)]
     Add(add::AddArgs),
@@ -170,6 +174,7 @@ fn main() -> ExitCode {
             Command::Restart(args) => manage::restart(out, args),
             Command::Logs(args) => manage::logs(out, args),
             Command::Add(args) => add::add(out, args),
+            Command::Partition(args) => partition::partition(out, args),
             Command::Load(args) => load::load(out, args),
             Command::Sim(args) => sim(out, args),
         }

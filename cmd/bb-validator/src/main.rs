@@ -71,7 +71,13 @@ struct Args {
     /// How many snapshots to keep in LEDGER/snapshots (the newest ones).
     #[arg(long = "snapshots-kept", value_name = "K", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     snapshots_kept: u64,
-    /// Test only: inject a fault, drop-shreds:P, delay-ms:D or serve-tampered (repeatable).
+    /// Messages per second accepted from one peer, per kind (each gossip topic, requests);
+    /// shreds: 50 times this per source address. A peer over it, or sending invalid or
+    /// malformed messages, is charged and then banned for a period that doubles per ban.
+    #[arg(long = "rate-limit", value_name = "N", default_value_t = bb_net::DEFAULT_RATE_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit: u32,
+    /// Test only: inject a fault, drop-shreds:P, delay-ms:D, serve-tampered, double-vote,
+    /// garbage or flood:RATE (repeatable).
     #[arg(long, value_name = "KIND[:ARG]", value_parser = parse_fault)]
     fault: Vec<Fault>,
     /// Log format.
@@ -107,6 +113,7 @@ fn main() -> ExitCode {
                 interval: args.snapshot_interval,
                 keep: args.snapshots_kept as usize,
             },
+            rate_limit: args.rate_limit,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -13,4 +13,4 @@ mod tower_record;
 mod validator;
 
 pub use tower_record::TowerRecord;
-pub use validator::{EngineError, Output, Validator};
+pub use validator::{EngineError, EvidenceOutcome, Output, Validator};

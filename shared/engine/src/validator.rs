@@ -4,11 +4,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bb_consensus::{
-    Commitment, DoubleVote, ForkChoice, RootTracker, Tower, VoteOutcome, VoteTracker,
-    confirmed_slot,
+    Commitment, ForkChoice, RootTracker, Tower, VoteOutcome, VoteTracker, confirmed_slot,
 };
-use bb_core::{Block, Genesis, Hash, Keypair, Pubkey, SignedVote, Slot, Transaction, Vote};
-use bb_runtime::{Bank, BankForks, LeaderSchedule, RootChanges, produce_block};
+use bb_core::{
+    Block, Evidence, EvidenceError, Genesis, Hash, Keypair, Offense, Pubkey, SignedVote, Slot,
+    Transaction, Vote,
+};
+use bb_runtime::{
+    Bank, BankForks, EvidenceRefusal, LeaderSchedule, Penalty, RootChanges,
+    produce_block_with_evidence,
+};
 
 use crate::tower_record::TowerRecord;
 
@@ -28,13 +33,18 @@ pub enum Output {
     /// Ask peers for the block of `slot` (`hint`: a peer that should have it).
     Repair { slot: Slot, hint: Option<Pubkey> },
     /// The root moved: the driver flushes the rooted state and may purge older data.
-    /// `chain` lists the newly rooted blocks (slot, block id), oldest first.
+    /// `chain` lists the newly rooted blocks (slot, block id), oldest first; `offenses`
+    /// the slashing evidence their blocks recorded (with the recording slot), and
+    /// `penalties` the stake cuts their banks applied at an epoch boundary.
     Rooted {
         changes: Box<RootChanges>,
         chain: Vec<(Slot, Hash)>,
+        offenses: Vec<(Slot, Evidence)>,
+        penalties: Vec<Penalty>,
     },
-    /// Evidence that a validator voted for two blocks in one slot.
-    DoubleVote(Box<DoubleVote>),
+    /// This node found slashing evidence itself (a validator voted for two blocks in one
+    /// slot): the driver stores and gossips it. It is also pending for our blocks.
+    Evidence(Box<Evidence>),
     /// A block was replayed (or produced) and its bank frozen.
     Frozen {
         slot: Slot,
@@ -47,6 +57,22 @@ pub enum Output {
     /// Commitment levels changed.
     Commitment(Commitment),
 }
+
+/// What [`Validator::on_evidence`] made of evidence from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvidenceOutcome {
+    /// Valid and new to this node: pending for our blocks; forward it.
+    New(Offense),
+    /// Already pending here or recorded on the rooted chain.
+    Known(Offense),
+    /// Valid, but it can no longer be punished (too old, or the offender holds no stake).
+    Stale(Offense),
+    /// It proves nothing: the sender should be scored down.
+    Invalid(EvidenceError),
+}
+
+/// Most pieces of evidence held while waiting to be included in a block.
+const MAX_PENDING_EVIDENCE: usize = 1024;
 
 /// Why a validator could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +104,8 @@ pub struct Validator {
     stake_weights: StakeWeights,
     /// Leader schedules by epoch: every replayed block needs its slot's leader.
     schedules: BTreeMap<u64, Arc<LeaderSchedule>>,
+    /// Slashing evidence not yet recorded on the rooted chain, for our blocks.
+    evidence: BTreeMap<Offense, Evidence>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -170,6 +198,7 @@ impl Validator {
             last_vote: None,
             stake_weights,
             schedules: BTreeMap::new(),
+            evidence: BTreeMap::new(),
         })
     }
 
@@ -342,8 +371,11 @@ impl Validator {
         if stake == 0 {
             return out;
         }
-        if let VoteOutcome::Conflict(evidence) = self.votes.add(vote.clone(), stake) {
-            out.push(Output::DoubleVote(evidence));
+        if let VoteOutcome::Conflict(double) = self.votes.add(vote.clone(), stake) {
+            let evidence = Evidence::double_vote(double.first, double.second);
+            if let EvidenceOutcome::New(_) = self.on_evidence(evidence.clone()) {
+                out.push(Output::Evidence(Box::new(evidence)));
+            }
         }
         self.fork_choice
             .add_vote(vote.vote.voter, vote.vote.slot, stake);
@@ -358,6 +390,43 @@ impl Validator {
             });
         }
         out
+    }
+
+    /// Slashing evidence arrived (by gossip, or found here): checks it with its
+    /// signatures, and keeps it for our blocks unless the rooted chain already recorded
+    /// the offense or can no longer punish it.
+    pub fn on_evidence(&mut self, evidence: Evidence) -> EvidenceOutcome {
+        let offense = match evidence.verify() {
+            Ok(o) => o,
+            Err(e) => return EvidenceOutcome::Invalid(e),
+        };
+        if self.evidence.contains_key(&offense) {
+            return EvidenceOutcome::Known(offense);
+        }
+        match self.forks.root_bank().check_evidence(&evidence) {
+            Ok(_) | Err(EvidenceRefusal::FromTheFuture { .. }) => {}
+            Err(EvidenceRefusal::AlreadyRecorded { .. }) => return EvidenceOutcome::Known(offense),
+            Err(EvidenceRefusal::Invalid(e)) => return EvidenceOutcome::Invalid(e),
+            Err(EvidenceRefusal::TooOld { .. } | EvidenceRefusal::NoStake(_)) => {
+                return EvidenceOutcome::Stale(offense);
+            }
+        }
+        if self.evidence.len() >= MAX_PENDING_EVIDENCE {
+            // Keep the newest offenses: the oldest are the first to go stale.
+            match self.evidence.keys().min_by_key(|o| o.slot).copied() {
+                Some(oldest) if oldest.slot < offense.slot => {
+                    self.evidence.remove(&oldest);
+                }
+                _ => return EvidenceOutcome::Stale(offense),
+            }
+        }
+        self.evidence.insert(offense, evidence);
+        EvidenceOutcome::New(offense)
+    }
+
+    /// Evidence held for our blocks, not yet recorded on the rooted chain.
+    pub fn pending_evidence(&self) -> impl Iterator<Item = &Evidence> {
+        self.evidence.values()
     }
 
     /// Re-evaluates commitment (after votes arrived) and reports a change.
@@ -391,7 +460,10 @@ impl Validator {
         if parent_slot >= slot || self.leader_by(&parent, slot) != Some(self.identity()) {
             return out;
         }
-        let Ok(produced) = produce_block(&parent, &self.identity, slot, batches) else {
+        let pending: Vec<Evidence> = self.evidence.values().cloned().collect();
+        let Ok(produced) =
+            produce_block_with_evidence(&parent, &self.identity, slot, batches, &pending)
+        else {
             return out;
         };
         let block = Arc::new(produced.block);
@@ -494,6 +566,16 @@ impl Validator {
             .filter_map(|s| self.fork_choice.block_id(s).map(|id| (s, id)))
             .collect();
         chain.reverse();
+        let mut offenses = Vec::new();
+        let mut penalties = Vec::new();
+        for (slot, _) in &chain {
+            if let Some(block) = self.blocks.get(slot) {
+                offenses.extend(block.evidence.iter().map(|e| (*slot, e.clone())));
+            }
+            if let Some(bank) = self.forks.get(*slot) {
+                penalties.extend_from_slice(bank.penalties());
+            }
+        }
         match self.forks.set_root(root) {
             Ok(changes) => {
                 self.fork_choice.set_root(root);
@@ -511,9 +593,17 @@ impl Validator {
                     let keep_from = root_bank.epoch().saturating_sub(64);
                     self.schedules = self.schedules.split_off(&keep_from);
                 }
+                self.evidence.retain(|_, e| {
+                    matches!(
+                        root_bank.check_evidence(e),
+                        Ok(_) | Err(EvidenceRefusal::FromTheFuture { .. })
+                    )
+                });
                 out.push(Output::Rooted {
                     changes: Box::new(changes),
                     chain,
+                    offenses,
+                    penalties,
                 });
             }
             Err(e) => out.push(Output::DeadBlock {

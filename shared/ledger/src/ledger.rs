@@ -27,6 +27,9 @@ pub const MAX_TOWER_BYTES: usize = 64 << 10;
 pub const MAX_ACCOUNT_BYTES: usize = 10 << 20;
 /// Largest stored vote accepted.
 pub const MAX_VOTE_BYTES: usize = 64 << 10;
+/// A stored slashing penalty: `(epoch, offender, stake before, stake after)`.
+pub type PenaltyRow = (u64, [u8; 32], u64, u64);
+
 /// Largest record of slashing evidence accepted.
 pub const MAX_EVIDENCE_RECORD_BYTES: usize = 64 << 10;
 
@@ -667,7 +670,7 @@ impl Ledger {
     }
 
     /// Every recorded penalty, newest epoch first: `(epoch, offender, old, new)`.
-    pub fn penalties(&self) -> Result<Vec<(u64, [u8; 32], u64, u64)>, LedgerError> {
+    pub fn penalties(&self) -> Result<Vec<PenaltyRow>, LedgerError> {
         const CONTEXT: &str = "listing slashing penalties";
         let table = self.read(CONTEXT)?.open_table(PENALTIES).during(CONTEXT)?;
         table

@@ -53,6 +53,11 @@ impl Admission {
         });
     }
 
+    /// Lifts a ban early.
+    pub(crate) fn unban(&mut self, peer: &PeerId) {
+        self.banned.remove(peer);
+    }
+
     /// Replaces the set of peers whose connections are kept alive.
     pub(crate) fn set_staked(&mut self, staked: HashSet<PeerId>) {
         let changed: Vec<PeerId> = self.staked.symmetric_difference(&staked).copied().collect();

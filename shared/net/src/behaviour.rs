@@ -156,6 +156,9 @@ fn gossip(key: &identity::Keypair, genesis: &Hash) -> Result<gossipsub::Behaviou
         decay_interval: Duration::from_secs(1),
         decay_to_zero: 0.01,
         retain_score: Duration::from_secs(3600),
+        // A validator slow to drain its queue (a busy machine, a flood being relayed)
+        // must still get its votes through; abuse is the guard's job (rate limits, bans).
+        slow_peer_weight: 0.0,
         ..Default::default()
     };
     let thresholds = gossipsub::PeerScoreThresholds {

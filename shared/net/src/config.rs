@@ -39,6 +39,9 @@ pub struct NetConfig {
     pub mdns: bool,
     /// Validators to keep connected: kept alive when idle, redialed when lost.
     pub staked: Vec<Pubkey>,
+    /// Messages per second accepted from one peer, per kind (each gossip topic, requests);
+    /// see [`crate::guard`].
+    pub rate_limit: u32,
 }
 
 impl fmt::Debug for NetConfig {
@@ -50,6 +53,7 @@ impl fmt::Debug for NetConfig {
             .field("genesis_hash", &self.genesis_hash)
             .field("mdns", &self.mdns)
             .field("staked", &self.staked.len())
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }

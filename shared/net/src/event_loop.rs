@@ -24,6 +24,7 @@ use crate::config::{
     REQUEST_TIMEOUT, Topic, protocol_version,
 };
 use crate::error::{NetError, RequestFailure};
+use crate::guard::{Ban, Guard, MessageKind, Misbehaviour, Verdict};
 use crate::identity::{peer_id_of, pubkey_of};
 use crate::ingress::{Acceptance, Command, MessageId, NetEvent, PeerInfo};
 use crate::wire::{RepairRequest, RepairResponse};
@@ -96,6 +97,10 @@ pub(crate) struct EventLoop {
     bootstrap_backoff: Backoff,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
     answers: FuturesUnordered<PendingAnswer>,
+    /// Rate limits, demerits and bans.
+    guard: Guard,
+    /// Peers the operator blocked, until when.
+    blocked: HashMap<PeerId, Instant>,
     /// Told once whether the first listener came up.
     ready: Option<oneshot::Sender<Result<(), NetError>>>,
 }
@@ -116,6 +121,7 @@ pub(crate) struct Setup {
     pub(crate) genesis: Hash,
     pub(crate) bootstrap: Vec<Multiaddr>,
     pub(crate) staked: Vec<Pubkey>,
+    pub(crate) rate_limit: u32,
     pub(crate) ready: oneshot::Sender<Result<(), NetError>>,
 }
 
@@ -144,6 +150,8 @@ impl EventLoop {
             bootstrap_backoff: Backoff::now(),
             requests: HashMap::new(),
             answers: FuturesUnordered::new(),
+            guard: Guard::new(setup.rate_limit),
+            blocked: HashMap::new(),
             ready: Some(setup.ready),
         };
         for (peer, addr) in event_loop.bootstrap.clone() {
@@ -202,6 +210,7 @@ impl EventLoop {
             Command::ReportValidation {
                 message_id,
                 from,
+                source,
                 acceptance,
             } => {
                 let Some(peer) = peer_id_of(&from) else {
@@ -210,7 +219,12 @@ impl EventLoop {
                 };
                 let acceptance = match acceptance {
                     Acceptance::Accept => gossipsub::MessageAcceptance::Accept,
-                    Acceptance::Reject => gossipsub::MessageAcceptance::Reject,
+                    Acceptance::Reject(why) => {
+                        if let Some(author) = peer_id_of(&source) {
+                            self.penalize(author, why);
+                        }
+                        gossipsub::MessageAcceptance::Reject
+                    }
                     Acceptance::Ignore => gossipsub::MessageAcceptance::Ignore,
                 };
                 self.swarm
@@ -222,6 +236,12 @@ impl EventLoop {
                         acceptance,
                     );
             }
+            Command::Penalize { peer, why } => {
+                if let Some(peer) = peer_id_of(&peer) {
+                    self.penalize(peer, why);
+                }
+            }
+            Command::SetBlocked { blocked } => self.set_blocked(blocked),
             Command::Request { peer, bytes, reply } => self.request(peer, bytes, reply),
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_infos());
@@ -265,20 +285,91 @@ impl EventLoop {
         self.requests.insert(id, reply);
     }
 
+    /// Every peer of our network in the book, banned ones included (with why).
     fn peer_infos(&self) -> Vec<PeerInfo> {
-        let admission = &self.swarm.behaviour().admission;
+        let now = Instant::now();
         self.book
             .iter()
-            .filter(|(peer, _)| !admission.is_banned(peer))
             .filter_map(|(peer, record)| {
+                let standing = self.guard.standing(peer, now);
                 Some(PeerInfo {
                     pubkey: pubkey_of(peer)?,
                     addresses: record.addresses.clone(),
                     rtt: record.rtt,
                     connected: record.announced,
+                    demerits: standing.demerits,
+                    bans: standing.bans,
+                    banned: standing.banned,
+                    rate_limited: standing.rate_limited,
                 })
             })
             .collect()
+    }
+
+    /// Replaces the operator's block list (see [`crate::NetClient::set_blocked`]).
+    fn set_blocked(&mut self, blocked: Vec<(Pubkey, Duration)>) {
+        let now = Instant::now();
+        let next: HashMap<PeerId, Instant> = blocked
+            .iter()
+            .filter_map(|(k, d)| Some((peer_id_of(k)?, now + *d)))
+            .filter(|(p, _)| p != self.swarm.local_peer_id())
+            .collect();
+        for peer in self.blocked.keys() {
+            if !next.contains_key(peer) && !self.guard.is_banned(peer, now) {
+                info!(%peer, "peer unblocked");
+                self.swarm.behaviour_mut().admission.unban(peer);
+            }
+        }
+        for (peer, until) in &next {
+            // A misbehaviour ban that outlasts the block stays in force.
+            let until = match self.guard.standing(peer, now).banned {
+                Some((left, _)) => (*until).max(now + left),
+                None => *until,
+            };
+            if !self.blocked.contains_key(peer) {
+                info!(%peer, seconds = until.saturating_duration_since(now).as_secs(), "peer blocked by the operator");
+            }
+            self.swarm.behaviour_mut().admission.ban(*peer, until);
+            self.redial.remove(peer);
+        }
+        self.blocked = next;
+    }
+
+    /// Charges demerits; bans the peer if that tipped it over.
+    fn penalize(&mut self, peer: PeerId, why: Misbehaviour) {
+        if peer == *self.swarm.local_peer_id() {
+            return;
+        }
+        if let Some(ban) = self.guard.penalize(peer, why, Instant::now()) {
+            self.ban(peer, ban);
+        } else {
+            debug!(%peer, %why, "peer charged demerits");
+        }
+    }
+
+    /// Closes and refuses a banned peer's connections for the ban's length, and tells the
+    /// node. A staked peer is redialed once the ban is over (see `on_tick`).
+    fn ban(&mut self, peer: PeerId, ban: Ban) {
+        warn!(
+            %peer,
+            reason = %ban.reason,
+            seconds = ban.length.as_secs(),
+            bans = ban.count,
+            "peer banned"
+        );
+        self.swarm
+            .behaviour_mut()
+            .admission
+            .ban(peer, Instant::now() + ban.length);
+        self.redial.remove(&peer);
+        if let Some(pubkey) = pubkey_of(&peer) {
+            self.emit(NetEvent::PeerBanned {
+                peer: pubkey,
+                reason: ban.reason,
+                length: ban.length,
+                count: ban.count,
+            });
+        }
     }
 
     fn set_staked(&mut self, staked: Vec<Pubkey>) {
@@ -305,6 +396,7 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.guard.prune(now);
         // A staked peer whose ban ran out (or that slipped through) is owed a redial too.
         for peer in &self.staked {
             if !self.redial.contains_key(peer)
@@ -541,8 +633,31 @@ impl EventLoop {
         message: gossipsub::Message,
     ) {
         let topic = self.topics.get(&message.topic).copied();
-        let source = message.source.as_ref().and_then(pubkey_of);
+        let author = message.source;
+        let source = author.as_ref().and_then(pubkey_of);
         let from = pubkey_of(&propagation_source);
+        // Count by author: a relayed flood is the author's, not the honest relay's.
+        if let (Some(topic), Some(author)) = (topic, author) {
+            if message.data.len() > MAX_GOSSIP_BYTES {
+                self.penalize(author, Misbehaviour::Oversized);
+            } else if let Verdict::Drop { ban } =
+                self.guard
+                    .allow(author, MessageKind::Gossip(topic), Instant::now())
+            {
+                if let Some(ban) = ban {
+                    self.ban(author, ban);
+                }
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        gossipsub::MessageAcceptance::Ignore,
+                    );
+                return;
+            }
+        }
         let verdict = match (topic, source, from) {
             (Some(topic), Some(source), Some(from)) if message.data.len() <= MAX_GOSSIP_BYTES => {
                 let event = NetEvent::Gossip {
@@ -604,6 +719,15 @@ impl EventLoop {
                     let Some(from) = pubkey_of(&peer) else {
                         return;
                     };
+                    // Over the limit (or banned): no answer; the requester times out.
+                    if let Verdict::Drop { ban } =
+                        self.guard.allow(peer, MessageKind::Request, Instant::now())
+                    {
+                        if let Some(ban) = ban {
+                            self.ban(peer, ban);
+                        }
+                        return;
+                    }
                     let (respond, answer) = oneshot::channel();
                     if !self.emit(NetEvent::Request {
                         from,
@@ -696,6 +820,7 @@ impl EventLoop {
                     NetEvent::PeerConnected(_) => "peer connected",
                     NetEvent::PeerDisconnected(_) => "peer disconnected",
                     NetEvent::GenesisMismatch { .. } => "genesis mismatch",
+                    NetEvent::PeerBanned { .. } => "peer banned",
                 };
                 warn!(
                     kind,

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, Topic};
 use crate::error::NetError;
+use crate::guard::Misbehaviour;
 
 /// Gossipsub's id of one message: what the node names when it reports its verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,14 +20,15 @@ pub struct MessageId(pub Vec<u8>);
 pub enum Acceptance {
     /// Valid: deliver it and forward it to the mesh.
     Accept,
-    /// Invalid: drop it and score the peer that sent it down.
-    Reject,
+    /// Invalid: drop it, score the peer that forwarded it down in gossipsub, and charge
+    /// its author demerits for the misbehaviour (see [`crate::guard`]).
+    Reject(Misbehaviour),
     /// Not useful (stale, duplicate content): drop it without penalty.
     Ignore,
 }
 
 /// What the network knows of one peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PeerInfo {
     pub pubkey: Pubkey,
     /// Addresses it listens on, as learned from identify, Kademlia, mDNS or dialing it.
@@ -35,6 +37,14 @@ pub struct PeerInfo {
     pub rtt: Option<Duration>,
     /// Connected and known to be on our network.
     pub connected: bool,
+    /// Demerits now (a ban at [`crate::BAN_THRESHOLD`]).
+    pub demerits: f64,
+    /// Bans so far.
+    pub bans: u32,
+    /// The current ban: time left and why.
+    pub banned: Option<(Duration, Misbehaviour)>,
+    /// Messages dropped over the rate limit.
+    pub rate_limited: u64,
 }
 
 /// What the network hands up to the node.
@@ -65,6 +75,14 @@ pub enum NetEvent {
     PeerDisconnected(Pubkey),
     /// A peer announced another network and was disconnected and refused for a while.
     GenesisMismatch { peer: Pubkey, theirs: String },
+    /// A peer was banned: disconnected, refused and its messages dropped for `length`.
+    PeerBanned {
+        peer: Pubkey,
+        reason: Misbehaviour,
+        length: Duration,
+        /// Bans it has had, this one included.
+        count: u32,
+    },
 }
 
 /// The network task's inputs.
@@ -78,7 +96,15 @@ pub(crate) enum Command {
     ReportValidation {
         message_id: MessageId,
         from: Pubkey,
+        source: Pubkey,
         acceptance: Acceptance,
+    },
+    Penalize {
+        peer: Pubkey,
+        why: Misbehaviour,
+    },
+    SetBlocked {
+        blocked: Vec<(Pubkey, Duration)>,
     },
     Request {
         peer: Pubkey,
@@ -151,19 +177,35 @@ impl NetClient {
         .await?
     }
 
-    /// Reports the node's verdict on a [`NetEvent::Gossip`] message.
+    /// Reports the node's verdict on a [`NetEvent::Gossip`] message (`from` forwarded
+    /// it, `source` authored it).
     pub async fn report_validation(
         &self,
         message_id: MessageId,
         from: Pubkey,
+        source: Pubkey,
         acceptance: Acceptance,
     ) -> Result<(), NetError> {
         self.send(Command::ReportValidation {
             message_id,
             from,
+            source,
             acceptance,
         })
         .await
+    }
+
+    /// Replaces the operator's block list: each peer is disconnected and refused for its
+    /// duration; peers of the previous list that are not in this one are let back in.
+    /// (`bb-localnet partition` cuts a network this way.)
+    pub async fn set_blocked(&self, blocked: Vec<(Pubkey, Duration)>) -> Result<(), NetError> {
+        self.send(Command::SetBlocked { blocked }).await
+    }
+
+    /// Charges `peer` demerits for misbehaviour the node found (e.g. a malformed
+    /// request); enough of them ban it.
+    pub async fn penalize(&self, peer: Pubkey, why: Misbehaviour) -> Result<(), NetError> {
+        self.send(Command::Penalize { peer, why }).await
     }
 
     /// Sends a repair request to `peer` and waits for its answer.

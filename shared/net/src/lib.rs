@@ -41,6 +41,12 @@
 //! * **Staked peers** are kept connected: idle connections to them stay open, and a lost
 //!   one is redialed with backoff from 1 s doubling to 60 s, reset on success.
 //! * **Repair** is request-response over `/bb/<genesis>/repair/1`, bytes in and out.
+//! * **Rate limits and bans** ([`guard`]): every gossip message (by author) and request
+//!   (by peer) is counted per kind against [`NetConfig::rate_limit`] per second; excess,
+//!   and messages the node rejects, cost demerits, and enough of them ban the peer for a
+//!   period that doubles with each ban ([`NetEvent::PeerBanned`]). A banned peer's
+//!   connections are closed and refused and whatever it authored is dropped, also when
+//!   another peer relays it.
 //!
 //! # What it must never do
 //!
@@ -54,7 +60,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), bb_net::NetError> {
-//! use bb_net::{Acceptance, NetConfig, NetEvent, Network, Topic};
+//! use bb_net::{Acceptance, Misbehaviour, NetConfig, NetEvent, Network, Topic};
 //!
 //! let config = NetConfig {
 //!     seed: [7; 32],
@@ -63,14 +69,19 @@
 //!     genesis_hash: bb_core::hash(b"genesis"),
 //!     mdns: false,
 //!     staked: vec![],
+//!     rate_limit: bb_net::DEFAULT_RATE_LIMIT,
 //! };
 //! let (client, mut events) = Network::spawn(config).await?;
 //! client.publish(Topic::Votes, b"signed vote".to_vec()).await?;
 //! while let Some(event) = events.recv().await {
 //!     match event {
-//!         NetEvent::Gossip { message_id, from, bytes, .. } => {
-//!             let verdict = if bytes.is_empty() { Acceptance::Reject } else { Acceptance::Accept };
-//!             client.report_validation(message_id, from, verdict).await?;
+//!         NetEvent::Gossip { message_id, from, source, bytes, .. } => {
+//!             let verdict = if bytes.is_empty() {
+//!                 Acceptance::Reject(Misbehaviour::Malformed)
+//!             } else {
+//!                 Acceptance::Accept
+//!             };
+//!             client.report_validation(message_id, from, source, verdict).await?;
 //!         }
 //!         NetEvent::Request { respond, .. } => {
 //!             let _ = respond.send(b"no such shred".to_vec());
@@ -88,6 +99,7 @@ mod behaviour;
 mod config;
 mod error;
 mod event_loop;
+pub mod guard;
 mod identity;
 mod ingress;
 mod wire;
@@ -102,6 +114,9 @@ pub use config::{
     REQUEST_TIMEOUT, Topic, protocol_version,
 };
 pub use error::{NetError, RequestFailure};
+pub use guard::{
+    BAN_THRESHOLD, DEFAULT_RATE_LIMIT, Guard, MessageKind, Misbehaviour, Standing, Verdict,
+};
 pub use identity::{keypair_from_seed, peer_id_of, pubkey_of};
 pub use ingress::{Acceptance, MessageId, NetClient, NetEvent, PeerInfo};
 pub use libp2p::{Multiaddr, PeerId};
@@ -172,6 +187,7 @@ impl Network {
             genesis: config.genesis_hash,
             bootstrap: config.bootstrap,
             staked: config.staked,
+            rate_limit: config.rate_limit,
             ready: ready_tx,
         });
         tokio::spawn(async move {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bb_core::{Hash, Keypair, Pubkey};
 use bb_net::{
-    Acceptance, Multiaddr, NetClient, NetConfig, NetError, NetEvent, Network, RequestFailure,
-    Topic, peer_id_of, pubkey_of,
+    Acceptance, MessageKind, Misbehaviour, Multiaddr, NetClient, NetConfig, NetError, NetEvent,
+    Network, RequestFailure, Topic, peer_id_of, pubkey_of,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -25,6 +25,10 @@ enum Seen {
     Mismatch {
         peer: Pubkey,
         theirs: String,
+    },
+    Banned {
+        peer: Pubkey,
+        reason: Misbehaviour,
     },
 }
 
@@ -54,11 +58,13 @@ fn config(n: u8, genesis: Hash, listen: Multiaddr, bootstrap: Vec<Multiaddr>) ->
         genesis_hash: genesis,
         mdns: false,
         staked: vec![],
+        rate_limit: bb_net::DEFAULT_RATE_LIMIT,
     }
 }
 
-/// Starts a node whose handler accepts every gossip message and answers every request
-/// with `answer from <n>: <request>`, reporting what it saw.
+/// Starts a node whose handler accepts every gossip message (except those starting with
+/// `garbage`, which it rejects as malformed) and answers every request with
+/// `answer from <n>: <request>`, reporting what it saw.
 async fn start(n: u8, config: NetConfig) -> Node {
     let (client, mut events) = Network::spawn(config).await.expect("node starts");
     let (tx, seen) = mpsc::unbounded_channel();
@@ -73,8 +79,13 @@ async fn start(n: u8, config: NetConfig) -> Node {
                     message_id,
                     bytes,
                 } => {
+                    let verdict = if bytes.starts_with(b"garbage") {
+                        Acceptance::Reject(Misbehaviour::Malformed)
+                    } else {
+                        Acceptance::Accept
+                    };
                     handler
-                        .report_validation(message_id, from, Acceptance::Accept)
+                        .report_validation(message_id, from, source, verdict)
                         .await
                         .ok();
                     Seen::Gossip {
@@ -99,6 +110,7 @@ async fn start(n: u8, config: NetConfig) -> Node {
                 NetEvent::PeerConnected(p) => Seen::Connected(p),
                 NetEvent::PeerDisconnected(p) => Seen::Disconnected(p),
                 NetEvent::GenesisMismatch { peer, theirs } => Seen::Mismatch { peer, theirs },
+                NetEvent::PeerBanned { peer, reason, .. } => Seen::Banned { peer, reason },
             };
             if tx.send(seen).is_err() {
                 break;
@@ -404,4 +416,102 @@ async fn mdns_finds_a_peer_on_the_local_link() {
     .await;
     n0.client.shutdown().await;
     n1.client.shutdown().await;
+}
+
+/// Publishes until a peer has subscribed (the first publish after connecting can fail).
+async fn publish_soon(node: &Node, topic: Topic, bytes: Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match node.client.publish(topic, bytes.clone()).await {
+            Ok(()) => return,
+            Err(NetError::NoPeers) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("publish failed: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_over_the_rate_limit_is_banned_and_cut_off() {
+    let g = genesis("flood");
+    let mut limited = config(40, g, loopback(), vec![]);
+    limited.rate_limit = 20;
+    let mut n0 = start(40, limited).await;
+    let a0 = listen_addr(&n0).await;
+    let n1 = start(41, config(41, g, loopback(), vec![a0])).await;
+    wait_connected(&n0, &[n1.pubkey], Duration::from_secs(30)).await;
+
+    // 200 messages a second: ten times the limit.
+    publish_soon(&n1, Topic::Votes, b"flood 0".to_vec()).await;
+    let flood = tokio::spawn({
+        let client = n1.client.clone();
+        async move {
+            for i in 1..2_000u32 {
+                let _ = client
+                    .publish(Topic::Votes, format!("flood {i}").into_bytes())
+                    .await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    let mut delivered = 0usize;
+    let reason = wait_for(&mut n0, Duration::from_secs(20), |seen| match seen {
+        Seen::Gossip { source, .. } if *source == n1.pubkey => {
+            delivered += 1;
+            None
+        }
+        Seen::Banned { peer, reason } if *peer == n1.pubkey => Some(*reason),
+        _ => None,
+    })
+    .await;
+    flood.abort();
+    assert_eq!(
+        reason,
+        Misbehaviour::RateLimited(MessageKind::Gossip(Topic::Votes))
+    );
+    // The burst plus 20 a second until the ban, not the 200 a second sent.
+    assert!(delivered < 200, "{delivered} flood messages got through");
+    let peers = n0.client.peers().await.expect("peers");
+    let p1 = peers
+        .iter()
+        .find(|p| p.pubkey == n1.pubkey)
+        .expect("listed");
+    assert!(p1.banned.is_some(), "{p1:?}");
+    assert_eq!(p1.bans, 1);
+    assert!(p1.rate_limited > 0);
+    // Cut off: the connection is closed and not let back in.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n0
+        .client
+        .peers()
+        .await
+        .expect("peers")
+        .iter()
+        .any(|p| p.pubkey == n1.pubkey && p.connected)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the banned peer is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_messages_the_node_rejects_is_banned() {
+    let g = genesis("garbage");
+    let mut n0 = start(50, config(50, g, loopback(), vec![])).await;
+    let a0 = listen_addr(&n0).await;
+    let n1 = start(51, config(51, g, loopback(), vec![a0])).await;
+    wait_connected(&n0, &[n1.pubkey], Duration::from_secs(30)).await;
+    for i in 0..10u32 {
+        publish_soon(&n1, Topic::Contact, format!("garbage {i}").into_bytes()).await;
+    }
+    let reason = wait_for(&mut n0, Duration::from_secs(20), |seen| match seen {
+        Seen::Banned { peer, reason } if *peer == n1.pubkey => Some(*reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, Misbehaviour::Malformed);
 }

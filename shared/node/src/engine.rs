@@ -9,13 +9,14 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bb_core::{Block, Canonical, Hash, Pubkey, SignedVote, Slot, Transaction};
-use bb_engine::{Output, TowerRecord, Validator};
+use bb_core::{Block, Canonical, Evidence, Hash, Pubkey, SignedVote, Slot, Transaction};
+use bb_engine::{EvidenceOutcome, Output, TowerRecord, Validator};
 use bb_ledger::{Ledger, RootCommit, SlotMeta};
 use bb_rpc::Commitment as Level;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use crate::slashing::{self, Source};
 use crate::snapshots::{SnapshotPolicy, Snapshotter};
 use crate::state::{BlockEvent, Shared, SlotHashes, now_ms};
 
@@ -31,6 +32,11 @@ pub enum EngineMsg {
     Vote {
         vote: SignedVote,
         raw: Vec<u8>,
+    },
+    /// Slashing evidence from gossip; the verdict decides whether it is forwarded.
+    Evidence {
+        evidence: Evidence,
+        reply: oneshot::Sender<EvidenceOutcome>,
     },
     /// The clock passed the end of `slot`.
     SlotEnd(Slot),
@@ -87,8 +93,13 @@ pub enum Query {
 #[derive(Debug)]
 pub enum Dispatch {
     Vote(SignedVote),
+    /// Slashing evidence this node found: gossip it.
+    Evidence(Evidence),
     Block(Arc<Block>),
-    Repair { slot: Slot, hint: Option<Pubkey> },
+    Repair {
+        slot: Slot,
+        hint: Option<Pubkey>,
+    },
 }
 
 /// Asks the engine thread a question and waits for the answer (`None` once it stopped).
@@ -131,6 +142,8 @@ pub struct Engine {
     /// The highest root stored in the ledger.
     committed_root: Option<Slot>,
     snapshots: Snapshotter,
+    /// Test-only fault `double-vote`: the key that signs a conflicting twin of every vote.
+    double_vote_key: Option<bb_core::Keypair>,
 }
 
 impl Engine {
@@ -142,7 +155,9 @@ impl Engine {
         shared: Arc<Shared>,
         dispatch: mpsc::UnboundedSender<Dispatch>,
         policy: SnapshotPolicy,
+        faults: &crate::fault::Faults,
     ) -> anyhow::Result<Engine> {
+        let double_vote_key = faults.double_vote.then(|| identity.clone());
         // The ledger's path is its database file; snapshots live beside it.
         let ledger_dir = ledger.path().parent().unwrap_or(ledger.path());
         let snapshots_dir = crate::snapshots_dir(ledger_dir);
@@ -210,6 +225,7 @@ impl Engine {
             last_confirmed: 0,
             committed_root: None,
             snapshots,
+            double_vote_key,
         };
         engine.committed_root = engine.ledger.latest_root()?.map(|(slot, _)| slot);
         let stored = engine.ledger.blocks_range(start_slot + 1..)?;
@@ -275,6 +291,20 @@ impl Engine {
                 self.apply(out);
                 let out = self.validator.refresh_commitment();
                 self.apply(out);
+            }
+            EngineMsg::Evidence { evidence, reply } => {
+                let outcome = self.validator.on_evidence(evidence.clone());
+                if let EvidenceOutcome::New(offense) = &outcome {
+                    self.shared.metrics.slashing_evidence.inc();
+                    warn!(
+                        offender = %offense.offender,
+                        slot = offense.slot,
+                        kind = offense.kind.name(),
+                        "slashing evidence received"
+                    );
+                    slashing::store_new(&self.ledger, &evidence, Source::Gossip, now_ms());
+                }
+                let _ = reply.send(outcome);
             }
             EngineMsg::SlotEnd(slot) => self.on_slot_end(slot),
             EngineMsg::Transactions(txs) => {
@@ -387,6 +417,13 @@ impl Engine {
                         self.votes_to_store
                             .push((v.vote.slot, v.vote.voter.0, v.to_bytes()));
                         let _ = self.dispatch.send(Dispatch::Vote(v));
+                        if let Some(key) = &self.double_vote_key {
+                            let mut twin = v.vote;
+                            twin.block_id =
+                                bb_core::hashv(&[b"bb/fault/double-vote", &v.vote.block_id.0]);
+                            twin.bank_hash = twin.block_id;
+                            let _ = self.dispatch.send(Dispatch::Vote(twin.sign(key)));
+                        }
                     }
                 }
                 Output::SendBlock(b) => {
@@ -405,16 +442,54 @@ impl Engine {
                     }
                 }
                 Output::Repair { slot, hint } => self.request_repair(slot, hint),
-                Output::Rooted { changes, chain } => {
+                Output::Rooted {
+                    changes,
+                    chain,
+                    offenses,
+                    penalties,
+                } => {
                     self.shared.metrics.roots.inc();
                     self.commit_root(&changes, &chain);
+                    for (slot, evidence) in &offenses {
+                        slashing::store_recorded(&self.ledger, *slot, evidence, now_ms());
+                    }
+                    if !penalties.is_empty() {
+                        for p in &penalties {
+                            self.shared.metrics.slashing_penalties.inc();
+                            warn!(
+                                offender = %p.offender,
+                                epoch = p.epoch,
+                                old_stake = p.old_stake,
+                                new_stake = p.new_stake,
+                                "stake slashed"
+                            );
+                        }
+                        let rows: Vec<(u64, [u8; 32], u64, u64)> = penalties
+                            .iter()
+                            .map(|p| (p.epoch, p.offender.0, p.old_stake, p.new_stake))
+                            .collect();
+                        if let Err(e) = self.ledger.put_penalties(&rows) {
+                            warn!("cannot store slashing penalties: {e}");
+                        }
+                    }
                     if !self.restoring {
                         self.snapshots.on_root(&self.validator.root_bank());
                     }
                 }
-                Output::DoubleVote(ev) => {
+                Output::Evidence(evidence) => {
+                    let offense = evidence.offense();
                     self.shared.metrics.double_votes_seen.inc();
-                    warn!(voter = %ev.first.vote.voter, slot = ev.first.vote.slot, "double vote seen");
+                    self.shared.metrics.slashing_evidence.inc();
+                    warn!(
+                        offender = %offense.offender,
+                        slot = offense.slot,
+                        kind = offense.kind.name(),
+                        "double vote seen; gossiping the evidence"
+                    );
+                    slashing::store_new(&self.ledger, &evidence, Source::Detected, now_ms());
+                    if !self.restoring {
+                        let _ = self.dispatch.send(Dispatch::Evidence(*evidence));
+                    }
                 }
                 Output::DeadBlock { slot, reason } => {
                     self.shared.metrics.blocks_dead.inc();

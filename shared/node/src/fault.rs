@@ -13,6 +13,14 @@ pub enum Fault {
     /// Serve catch-up clients corrupted data: one changed byte in every block body the
     /// rooted-block stream sends, and one in every snapshot download.
     ServeTampered,
+    /// With every vote, also sign and gossip a second vote for another block of the same
+    /// slot: a slashable double vote.
+    DoubleVote,
+    /// Send peers junk: random bytes as gossip (votes, contact info), as shreds and as
+    /// repair requests, a few times a second each.
+    Garbage,
+    /// Publish this many (validly signed, useless) contact-info messages per second.
+    Flood(u32),
 }
 
 impl FromStr for Fault {
@@ -38,8 +46,21 @@ impl FromStr for Fault {
             }
             "serve-tampered" if arg.is_empty() => Ok(Fault::ServeTampered),
             "serve-tampered" => Err(format!("serve-tampered takes no argument (got '{arg}')")),
+            "double-vote" if arg.is_empty() => Ok(Fault::DoubleVote),
+            "double-vote" => Err(format!("double-vote takes no argument (got '{arg}')")),
+            "garbage" if arg.is_empty() => Ok(Fault::Garbage),
+            "garbage" => Err(format!("garbage takes no argument (got '{arg}')")),
+            "flood" => {
+                let rate: u32 = arg.parse().map_err(|_| {
+                    format!("flood needs messages per second, like flood:10000 (got '{arg}')")
+                })?;
+                if rate == 0 {
+                    return Err("flood rate must be at least 1".into());
+                }
+                Ok(Fault::Flood(rate))
+            }
             other => Err(format!(
-                "unknown fault '{other}' (this build knows drop-shreds:P, delay-ms:D and serve-tampered)"
+                "unknown fault '{other}' (this build knows drop-shreds:P, delay-ms:D, serve-tampered, double-vote, garbage and flood:RATE)"
             )),
         }
     }
@@ -51,6 +72,10 @@ pub struct Faults {
     pub drop_shreds: f64,
     pub delay: Option<Duration>,
     pub serve_tampered: bool,
+    pub double_vote: bool,
+    pub garbage: bool,
+    /// Contact-info messages per second to publish.
+    pub flood: Option<u32>,
 }
 
 impl Faults {
@@ -61,13 +86,85 @@ impl Faults {
                 Fault::DropShreds(p) => f.drop_shreds = p,
                 Fault::DelayMs(ms) => f.delay = Some(Duration::from_millis(ms)),
                 Fault::ServeTampered => f.serve_tampered = true,
+                Fault::DoubleVote => f.double_vote = true,
+                Fault::Garbage => f.garbage = true,
+                Fault::Flood(rate) => f.flood = Some(rate),
             }
         }
         f
     }
 
     pub fn any(&self) -> bool {
-        self.drop_shreds > 0.0 || self.delay.is_some() || self.serve_tampered
+        self.drop_shreds > 0.0
+            || self.delay.is_some()
+            || self.serve_tampered
+            || self.double_vote
+            || self.garbage
+            || self.flood.is_some()
+    }
+}
+
+/// Runs the `garbage` and `flood` faults until the node stops (returns at once if neither
+/// is on).
+pub async fn misbehave(
+    faults: Faults,
+    net: bb_net::NetClient,
+    shared: std::sync::Arc<crate::state::Shared>,
+    identity: bb_core::Keypair,
+    socket: std::sync::Arc<tokio::net::UdpSocket>,
+    contact: crate::wire::ContactInfo,
+) {
+    use bb_core::Canonical;
+    use bb_net::Topic;
+    use rand::RngExt;
+
+    if !faults.garbage && faults.flood.is_none() {
+        return;
+    }
+    // Flood in batches every 10 ms; garbage every 200 ms.
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        if let Some(rate) = faults.flood {
+            let batch = (rate / 100).max(1);
+            for _ in 0..batch {
+                let info = crate::wire::ContactInfo {
+                    latest_slot: shared.status().processed.slot,
+                    // A fresh value per message: each is a new gossip message.
+                    wallclock_ms: crate::state::now_ms().wrapping_add(n),
+                    ..contact.clone()
+                }
+                .sign(&identity);
+                n += 1;
+                let _ = net.publish(Topic::Contact, info.to_bytes()).await;
+            }
+        }
+        if faults.garbage && n.is_multiple_of(20) {
+            let junk = |len: usize| -> Vec<u8> {
+                let mut rng = rand::rng();
+                (0..len).map(|_| rng.random::<u8>()).collect()
+            };
+            let _ = net.publish(Topic::Votes, junk(200)).await;
+            let _ = net.publish(Topic::Contact, junk(300)).await;
+            let peers: Vec<(bb_core::Pubkey, Option<std::net::SocketAddr>)> = shared
+                .peers
+                .read()
+                .map(|p| p.iter().map(|(k, v)| (*k, v.shred_addr)).collect())
+                .unwrap_or_default();
+            for (peer, addr) in peers {
+                if let Some(addr) = addr {
+                    let _ = socket.send_to(&junk(1200), addr).await;
+                }
+                let net = net.clone();
+                let bytes = junk(64);
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), net.request(peer, bytes))
+                        .await;
+                });
+            }
+        }
     }
 }
 
@@ -85,6 +182,12 @@ mod tests {
         assert!("drop-shreds:2".parse::<Fault>().is_err());
         assert_eq!("serve-tampered".parse::<Fault>(), Ok(Fault::ServeTampered));
         assert!("serve-tampered:1".parse::<Fault>().is_err());
+        assert_eq!("double-vote".parse::<Fault>(), Ok(Fault::DoubleVote));
+        assert_eq!("garbage".parse::<Fault>(), Ok(Fault::Garbage));
+        assert_eq!("flood:10000".parse::<Fault>(), Ok(Fault::Flood(10_000)));
+        assert!("flood".parse::<Fault>().is_err());
+        assert!("flood:0".parse::<Fault>().is_err());
+        assert!("double-vote:2".parse::<Fault>().is_err());
         assert!("explode".parse::<Fault>().unwrap_err().contains("explode"));
     }
 }

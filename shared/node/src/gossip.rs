@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bb_core::{Canonical, Keypair, Pubkey, SignedVote};
-use bb_net::{Acceptance, NetClient, NetEvent, Topic};
+use bb_core::{Canonical, Evidence, Keypair, Pubkey, SignedVote};
+use bb_engine::EvidenceOutcome;
+use bb_net::{Acceptance, Misbehaviour, NetClient, NetEvent, Topic};
 use rand::RngExt;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -39,9 +40,11 @@ pub async fn handle_events(
                 let verdict = match topic {
                     Topic::Votes => on_vote(&shared, &engine, source, &bytes).await,
                     Topic::Contact => on_contact(&shared, source, &bytes),
-                    Topic::Slashing => Acceptance::Ignore,
+                    Topic::Slashing => on_evidence(&shared, &engine, &bytes).await,
                 };
-                let _ = net.report_validation(message_id, from, verdict).await;
+                let _ = net
+                    .report_validation(message_id, from, source, verdict)
+                    .await;
             }
             NetEvent::Request {
                 from,
@@ -50,8 +53,9 @@ pub async fn handle_events(
             } => {
                 let engine = engine.clone();
                 let shared = shared.clone();
+                let net = net.clone();
                 tokio::spawn(async move {
-                    let answer = serve_request(&shared, &engine, from, &bytes).await;
+                    let answer = serve_request(&shared, &engine, &net, from, &bytes).await;
                     let _ = respond.send(answer.to_bytes());
                 });
             }
@@ -65,6 +69,31 @@ pub async fn handle_events(
             }
             NetEvent::GenesisMismatch { peer, theirs } => {
                 warn!(peer = %peer.short(), theirs, "dropped a peer of another network");
+            }
+            NetEvent::PeerBanned {
+                peer,
+                reason,
+                length,
+                count,
+            } => {
+                warn!(
+                    peer = %peer.short(),
+                    %reason,
+                    seconds = length.as_secs(),
+                    bans = count,
+                    "peer banned"
+                );
+                shared
+                    .metrics
+                    .peer_bans
+                    .get_or_create(&crate::metrics::KindLabel {
+                        kind: reason.label().into(),
+                    })
+                    .inc();
+                if let Ok(mut peers) = shared.peers.write() {
+                    peers.entry(peer).or_default().banned_until =
+                        Some((Instant::now() + length, reason));
+                }
             }
         }
     }
@@ -88,11 +117,14 @@ async fn on_vote(
 ) -> Acceptance {
     shared.metrics.received("vote");
     let Ok(vote) = SignedVote::from_bytes(bytes) else {
-        return Acceptance::Reject;
+        return Acceptance::Reject(Misbehaviour::Malformed);
     };
     // Only a staked validator's own vote, correctly signed, is forwarded.
-    if vote.vote.voter != source || !shared.stakes.contains_key(&source) || vote.verify().is_err() {
-        return Acceptance::Reject;
+    if vote.vote.voter != source || !shared.stakes.contains_key(&source) {
+        return Acceptance::Reject(Misbehaviour::Malformed);
+    }
+    if vote.verify().is_err() {
+        return Acceptance::Reject(Misbehaviour::InvalidSignature);
     }
     let _ = engine
         .send(EngineMsg::Vote {
@@ -103,18 +135,53 @@ async fn on_vote(
     Acceptance::Accept
 }
 
+/// Slashing evidence: forwarded only if it proves an offense this node did not know of.
+/// Anyone may publish it (the proof is in the signatures), but proof of nothing is
+/// rejected and scores the forwarder down.
+async fn on_evidence(
+    shared: &Shared,
+    engine: &mpsc::Sender<EngineMsg>,
+    bytes: &[u8],
+) -> Acceptance {
+    shared.metrics.received("slashing");
+    let Ok(evidence) = Evidence::from_bytes(bytes) else {
+        return Acceptance::Reject(Misbehaviour::Malformed);
+    };
+    let (reply, verdict) = tokio::sync::oneshot::channel();
+    if engine
+        .send(EngineMsg::Evidence { evidence, reply })
+        .await
+        .is_err()
+    {
+        return Acceptance::Ignore;
+    }
+    match verdict.await {
+        Ok(EvidenceOutcome::New(_)) => Acceptance::Accept,
+        Ok(EvidenceOutcome::Invalid(e)) => {
+            debug!("invalid slashing evidence: {e}");
+            Acceptance::Reject(match e {
+                bb_core::EvidenceError::BadSignature => Misbehaviour::InvalidSignature,
+                _ => Misbehaviour::Malformed,
+            })
+        }
+        Ok(EvidenceOutcome::Known(_) | EvidenceOutcome::Stale(_)) | Err(_) => Acceptance::Ignore,
+    }
+}
+
 fn on_contact(shared: &Shared, source: Pubkey, bytes: &[u8]) -> Acceptance {
     shared.metrics.received("contact");
     let Ok(signed) = SignedContactInfo::from_bytes(bytes) else {
-        return Acceptance::Reject;
+        return Acceptance::Reject(Misbehaviour::Malformed);
     };
     let info = &signed.info;
     if info.identity != source
         || info.genesis_hash != shared.genesis_hash
         || !shared.stakes.contains_key(&source)
-        || signed.verify().is_err()
     {
-        return Acceptance::Reject;
+        return Acceptance::Reject(Misbehaviour::Malformed);
+    }
+    if signed.verify().is_err() {
+        return Acceptance::Reject(Misbehaviour::InvalidSignature);
     }
     let skew = now_ms() as i64 - info.wallclock_ms as i64;
     if let Ok(mut peers) = shared.peers.write() {
@@ -137,12 +204,14 @@ fn on_contact(shared: &Shared, source: Pubkey, bytes: &[u8]) -> Acceptance {
 async fn serve_request(
     shared: &Shared,
     engine: &mpsc::Sender<EngineMsg>,
+    net: &NetClient,
     from: Pubkey,
     bytes: &[u8],
 ) -> Response {
     shared.metrics.received("request");
     let Ok(request) = Request::from_bytes(bytes) else {
         debug!(peer = %from.short(), "malformed request");
+        let _ = net.penalize(from, Misbehaviour::Malformed).await;
         return Response::Blocks(Vec::new());
     };
     let blocks = match request {
@@ -190,6 +259,12 @@ pub async fn dispatch(
                         debug!(slot = v.vote.slot, "publishing a vote: {e}");
                     }
                 });
+            }
+            Dispatch::Evidence(evidence) => {
+                shared.metrics.sent("slashing");
+                if let Err(e) = net.publish(Topic::Slashing, evidence.to_bytes()).await {
+                    debug!("publishing slashing evidence: {e}");
+                }
             }
             Dispatch::Block(b) => {
                 let turbine = turbine.clone();

@@ -15,11 +15,13 @@
 //! queue. The tower is written to the ledger before any vote leaves the node.
 //! This crate holds no protocol rules of its own: those live in `bb-engine` and below.
 
+mod blocklist;
 mod engine;
 pub mod fault;
 mod gossip;
 pub mod metrics;
 mod rpc;
+mod slashing;
 mod snapshots;
 mod state;
 mod turbine;
@@ -36,11 +38,16 @@ use bb_net::{Multiaddr, NetConfig, Network};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+pub use blocklist::{BLOCKLIST_FILE, Blocked, Blocklist};
 pub use fault::{Fault, Faults};
 pub use snapshots::SnapshotPolicy;
 
 use crate::engine::{Engine, EngineMsg};
 use crate::state::{Shared, now_ms};
+
+/// Shreds allowed per source address per second, as a multiple of the message rate
+/// limit: a leader at 10,000 transfers a second sends a few thousand shreds a second.
+pub const SHRED_RATE_FACTOR: u32 = 50;
 
 /// How a validator runs.
 #[derive(Debug)]
@@ -59,6 +66,9 @@ pub struct NodeConfig {
     pub fanout: usize,
     pub mdns: bool,
     pub snapshots: SnapshotPolicy,
+    /// Messages per second accepted from one peer per kind (shreds: 50 times this per
+    /// source address).
+    pub rate_limit: u32,
 }
 
 /// Runs a validator until `shutdown` completes, then stops every task cleanly.
@@ -101,6 +111,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         genesis_hash: shared.genesis_hash,
         mdns: config.mdns,
         staked,
+        rate_limit: config.rate_limit,
     })
     .await
     .with_context(|| format!("cannot start libp2p on {}", config.listen))?;
@@ -119,8 +130,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         let (identity, shared) = (identity.clone(), shared.clone());
         let ledger = ledger.clone();
         let policy = config.snapshots;
+        let faults = faults.clone();
         tokio::task::spawn_blocking(move || {
-            Engine::start(identity, ledger, shared, dispatch_tx, policy)
+            Engine::start(identity, ledger, shared, dispatch_tx, policy, &faults)
         })
         .await
         .context("the engine did not start")??
@@ -137,6 +149,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         fanout: config.fanout.max(1),
         faults: faults.clone(),
         engine: engine_tx.clone(),
+        shred_rate_limit: config.rate_limit.saturating_mul(SHRED_RATE_FACTOR),
     });
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -163,6 +176,28 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         config.rpc_addr.to_string(),
     ));
     tasks.spawn(turbine.clone().receive());
+    tasks.spawn(blocklist::watch(
+        config.ledger_dir.clone(),
+        net.clone(),
+        shared.clone(),
+    ));
+    tasks.spawn(fault::misbehave(
+        faults.clone(),
+        net.clone(),
+        shared.clone(),
+        identity.clone(),
+        turbine.socket.clone(),
+        wire::ContactInfo {
+            identity: identity.pubkey(),
+            genesis_hash: shared.genesis_hash,
+            gossip_addr: gossip_addr.clone(),
+            shred_addr: config.shred_addr.to_string(),
+            rpc_addr: config.rpc_addr.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            latest_slot: 0,
+            wallclock_ms: 0,
+        },
+    ));
     tasks.spawn(clock(shared.clone(), engine_tx.clone()));
     tasks.spawn(metrics::serve(metrics_listener, shared.metrics.clone()));
 

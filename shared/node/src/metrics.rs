@@ -48,6 +48,12 @@ pub struct Metrics {
     pub repair_requests: Counter,
     pub transactions_processed: Counter,
     pub double_votes_seen: Counter,
+    pub slashing_evidence: Counter,
+    /// Bans imposed on peers, by reason.
+    pub peer_bans: Family<KindLabel, Counter>,
+    /// Shreds dropped: over a source address's rate limit, or from a banned address.
+    pub shreds_rate_limited: Counter,
+    pub slashing_penalties: Counter,
 }
 
 impl Metrics {
@@ -84,6 +90,10 @@ impl Metrics {
             repair_requests: Counter::default(),
             transactions_processed: Counter::default(),
             double_votes_seen: Counter::default(),
+            slashing_evidence: Counter::default(),
+            peer_bans: Family::default(),
+            shreds_rate_limited: Counter::default(),
+            slashing_penalties: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -189,6 +199,26 @@ impl Metrics {
             "double_votes_seen",
             "Double votes detected",
             m.double_votes_seen.clone(),
+        );
+        registry.register(
+            "slashing_evidence",
+            "Slashing offenses this node learned of (detected or gossiped), each once",
+            m.slashing_evidence.clone(),
+        );
+        registry.register(
+            "slashing_penalties",
+            "Stake cuts applied by rooted banks at epoch boundaries",
+            m.slashing_penalties.clone(),
+        );
+        registry.register(
+            "peer_bans",
+            "Peers banned (rate limit, invalid signatures, malformed or oversized messages), by reason",
+            m.peer_bans.clone(),
+        );
+        registry.register(
+            "shreds_rate_limited",
+            "Shreds dropped over a source address's rate limit or from a banned address",
+            m.shreds_rate_limited.clone(),
         );
         Metrics { registry, ..m }
     }

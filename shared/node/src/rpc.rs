@@ -19,6 +19,26 @@ use crate::Faults;
 use crate::engine::{EngineMsg, Query};
 use crate::state::{Shared, SlotHashes};
 
+/// A peer's standing (demerits, bans) as the network layer sees it, as `Peer` fields.
+fn standing(info: Option<&bb_net::PeerInfo>) -> Peer {
+    let Some(info) = info else {
+        return Peer::default();
+    };
+    Peer {
+        demerits: info.demerits,
+        bans: info.bans,
+        banned_for_ms: info
+            .banned
+            .map(|(left, _)| left.as_millis().min(u128::from(u64::MAX)) as u64),
+        ban_reason: info
+            .banned
+            .map(|(_, why)| why.label().to_string())
+            .unwrap_or_default(),
+        rate_limited: info.rate_limited,
+        ..Peer::default()
+    }
+}
+
 /// The service; cheap to clone.
 #[derive(Clone)]
 pub struct NodeService {
@@ -182,6 +202,16 @@ impl bb_rpc::Node for NodeService {
             }
             let view = views.get(key).cloned().unwrap_or_default();
             let info = infos.iter().find(|i| i.pubkey == *key);
+            let mut standing = standing(info);
+            if let Some(left) = view
+                .blocked_until
+                .map(|t| t.saturating_duration_since(std::time::Instant::now()))
+                .filter(|d| !d.is_zero())
+                && standing.banned_for_ms.is_none()
+            {
+                standing.banned_for_ms = Some(left.as_millis().min(u128::from(u64::MAX)) as u64);
+                standing.ban_reason = "blocked".into();
+            }
             peers.push(Peer {
                 identity: key.to_address(),
                 libp2p_address: if view.gossip_addr.is_empty() {
@@ -201,6 +231,24 @@ impl bb_rpc::Node for NodeService {
                 connected: info.is_some_and(|i| i.connected) || view.connected,
                 clock_skew_ms: view.clock_skew_ms,
                 version: view.version.clone(),
+                ..standing
+            });
+        }
+        // Unstaked peers are listed only if they have misbehaved: an operator wants to
+        // see who was banned and why.
+        for info in infos
+            .iter()
+            .filter(|i| !self.shared.stakes.contains_key(&i.pubkey) && i.bans > 0)
+        {
+            peers.push(Peer {
+                identity: info.pubkey.to_address(),
+                libp2p_address: info
+                    .addresses
+                    .first()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                connected: info.connected,
+                ..standing(Some(info))
             });
         }
         Ok(Response::new(GetPeersResponse {
@@ -320,6 +368,54 @@ impl bb_rpc::Node for NodeService {
         Ok(Response::new(GetGenesisResponse {
             genesis_json: self.genesis_json.as_ref().clone(),
             genesis_hash: self.shared.genesis_hash.to_string(),
+        }))
+    }
+
+    async fn get_slashing(
+        &self,
+        request: Request<GetSlashingRequest>,
+    ) -> Result<Response<GetSlashingResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 100,
+            n => n.min(10_000) as usize,
+        };
+        let ledger = self.ledger.clone();
+        let (records, penalties) = tokio::task::spawn_blocking(move || {
+            let records = crate::slashing::newest(&ledger, limit)?;
+            let penalties = ledger.penalties()?;
+            Ok::<_, bb_ledger::LedgerError>((records, penalties))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading slashing records: {e}")))?
+        .map_err(|e| Status::internal(format!("reading slashing records: {e}")))?;
+        let evidence = records
+            .into_iter()
+            .map(|r| {
+                let offense = r.evidence.offense();
+                SlashingEvidence {
+                    offender: offense.offender.to_address(),
+                    slot: offense.slot,
+                    kind: offense.kind.name().to_string(),
+                    source: r.source.name().to_string(),
+                    first_seen_ms: r.first_seen_ms,
+                    recorded_in_slot: r.recorded_in,
+                    evidence: r.evidence.to_bytes(),
+                }
+            })
+            .collect();
+        let penalties = penalties
+            .into_iter()
+            .map(|(epoch, offender, old, new)| SlashingPenalty {
+                offender: bb_core::Pubkey(offender).to_address(),
+                epoch,
+                old_stake: old,
+                new_stake: new,
+            })
+            .collect();
+        Ok(Response::new(GetSlashingResponse {
+            evidence,
+            penalties,
+            slash_penalty_bps: self.shared.genesis.slash_penalty_bps,
         }))
     }
 

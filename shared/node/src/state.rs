@@ -44,6 +44,11 @@ pub struct PeerView {
     pub connected: bool,
     /// When we last heard its contact info.
     pub last_contact: Option<Instant>,
+    /// The current ban: until when and why (the network layer also knows; this copy is
+    /// for the shred path, which has no libp2p identity to ask about).
+    pub banned_until: Option<(Instant, bb_net::Misbehaviour)>,
+    /// Blocked by the operator's block list until then (see [`crate::blocklist`]).
+    pub blocked_until: Option<Instant>,
 }
 
 /// A block reaching a commitment level, for `StreamBlocks`.

@@ -2,12 +2,13 @@
 //! shred's tree; every node checks what it receives, retransmits to its children, rebuilds
 //! missing shreds from any 32 of a set, and hands complete blocks to the engine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bb_core::{Block, Canonical, Keypair, Pubkey, Slot};
+use bb_net::{Guard, MessageKind, Misbehaviour, Verdict};
 use bb_turbine::{BlockAssembler, Insert, RetransmitTree, Shred, ShredKind, Shredder};
 use rand::RngExt;
 use tokio::net::UdpSocket;
@@ -31,6 +32,8 @@ pub struct Turbine {
     pub fanout: usize,
     pub faults: Faults,
     pub engine: mpsc::Sender<EngineMsg>,
+    /// Shreds per second accepted from one source address.
+    pub shred_rate_limit: u32,
 }
 
 impl Turbine {
@@ -107,14 +110,37 @@ impl Turbine {
         let mut buf = vec![0u8; 2048];
         let mut assemblers: BTreeMap<Slot, BlockAssembler> = BTreeMap::new();
         let me = self.identity.pubkey();
+        // Shreds carry no sender identity: they are counted, charged and banned by source
+        // address, here only (a spoofed address must not get a validator banned from
+        // gossip). Addresses of peers banned by the network layer are dropped as well.
+        let mut guard: Guard<SocketAddr> = Guard::new(self.shred_rate_limit);
+        let mut banned_peers: HashSet<SocketAddr> = HashSet::new();
+        let mut refreshed = Instant::now();
         loop {
-            let (len, _from) = match self.socket.recv_from(&mut buf).await {
+            let (len, from) = match self.socket.recv_from(&mut buf).await {
                 Ok(x) => x,
                 Err(e) => {
                     warn!("shred socket: {e}");
                     continue;
                 }
             };
+            let now = tokio::time::Instant::now();
+            if refreshed.elapsed() >= Duration::from_secs(1) {
+                refreshed = Instant::now();
+                banned_peers = self.banned_shred_addrs();
+                guard.prune(now);
+            }
+            if banned_peers.contains(&from) {
+                self.shared.metrics.shreds_rate_limited.inc();
+                continue;
+            }
+            if let Verdict::Drop { ban } = guard.allow(from, MessageKind::Shred, now) {
+                self.shared.metrics.shreds_rate_limited.inc();
+                if let Some(ban) = ban {
+                    warn!(%from, reason = %ban.reason, seconds = ban.length.as_secs(), "shred source banned");
+                }
+                continue;
+            }
             if self.faults.drop_shreds > 0.0
                 && rand::rng().random::<f64>() < self.faults.drop_shreds
             {
@@ -125,6 +151,9 @@ impl Turbine {
                 Ok(s) => s,
                 Err(_) => {
                     self.shared.metrics.shreds_invalid.inc();
+                    if let Some(ban) = guard.penalize(from, Misbehaviour::Malformed, now) {
+                        warn!(%from, reason = %ban.reason, seconds = ban.length.as_secs(), "shred source banned");
+                    }
                     continue;
                 }
             };
@@ -179,7 +208,9 @@ impl Turbine {
                 }
                 Err(e) => {
                     self.shared.metrics.shreds_invalid.inc();
-                    debug!(slot, "shred refused: {e}");
+                    debug!(slot, %from, "shred refused: {e}");
+                    // Not charged: a shred that fails here may be an honest relay's
+                    // (a late one, or a schedule seen differently at an epoch edge).
                 }
             }
             // Forget slots far behind the clock: memory stays bounded.
@@ -191,6 +222,25 @@ impl Turbine {
                 assemblers = assemblers.split_off(&horizon);
             }
         }
+    }
+
+    /// The shred addresses of peers the network layer has banned, now.
+    fn banned_shred_addrs(&self) -> HashSet<SocketAddr> {
+        let now = Instant::now();
+        self.shared
+            .peers
+            .read()
+            .map(|peers| {
+                peers
+                    .values()
+                    .filter(|p| {
+                        p.banned_until.is_some_and(|(t, _)| t > now)
+                            || p.blocked_until.is_some_and(|t| t > now)
+                    })
+                    .filter_map(|p| p.shred_addr)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     async fn retransmit(&self, tree: &RetransmitTree, leader: &Pubkey, shred: &Shred) {

@@ -12,10 +12,10 @@ use crate::pb::{
     Commitment, CreateSnapshotRequest, DownloadSnapshotRequest, GetBalanceRequest,
     GetBalanceResponse, GetBlockRequest, GetBlockResponse, GetGenesisRequest, GetGenesisResponse,
     GetLeaderScheduleRequest, GetLeaderScheduleResponse, GetPeersRequest, GetPeersResponse,
-    GetStatusRequest, GetStatusResponse, GetVotesRequest, GetVotesResponse, ListSnapshotsRequest,
-    ListSnapshotsResponse, RootedBlock, SnapshotChunk, SnapshotInfo, StreamBlocksRequest,
-    StreamBlocksResponse, StreamRootedBlocksRequest, SubmitTransactionsRequest,
-    SubmitTransactionsResponse,
+    GetSlashingRequest, GetSlashingResponse, GetStatusRequest, GetStatusResponse, GetVotesRequest,
+    GetVotesResponse, ListSnapshotsRequest, ListSnapshotsResponse, RootedBlock, SnapshotChunk,
+    SnapshotInfo, StreamBlocksRequest, StreamBlocksResponse, StreamRootedBlocksRequest,
+    SubmitTransactionsRequest, SubmitTransactionsResponse,
 };
 
 /// Why a snapshot download failed.
@@ -209,6 +209,16 @@ impl NodeClient {
     /// `GetPeers`: the validators the node knows of.
     pub async fn peers(&self) -> Result<GetPeersResponse, RpcError> {
         let answer = self.inner.clone().get_peers(GetPeersRequest {}).await;
+        self.unary(answer)
+    }
+
+    /// `GetSlashing`: the slashing evidence the node holds and the penalties applied.
+    pub async fn slashing(&self, limit: u32) -> Result<GetSlashingResponse, RpcError> {
+        let answer = self
+            .inner
+            .clone()
+            .get_slashing(GetSlashingRequest { limit })
+            .await;
         self.unary(answer)
     }
 

@@ -132,6 +132,7 @@ impl Node for FixedNode {
                 connected: true,
                 clock_skew_ms: Some(-3),
                 version: "0.1.0".into(),
+                ..Peer::default()
             }],
             total_stake: 300,
         }))
@@ -333,6 +334,17 @@ impl Node for FixedNode {
             })
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn get_slashing(
+        &self,
+        _: Request<bb_rpc::pb::GetSlashingRequest>,
+    ) -> Result<Response<bb_rpc::pb::GetSlashingResponse>, Status> {
+        Ok(Response::new(bb_rpc::pb::GetSlashingResponse {
+            evidence: Vec::new(),
+            penalties: Vec::new(),
+            slash_penalty_bps: 1000,
+        }))
     }
 
     type StreamRootedBlocksStream = Pin<Box<dyn Stream<Item = Result<RootedBlock, Status>> + Send>>;

@@ -33,7 +33,7 @@ fn double_vote(k: &Keypair, slot: Slot) -> Evidence {
 fn setup() -> (Arc<Bank>, Keypair, Keypair) {
     let (a, b) = (keypair(1), keypair(2));
     let g = genesis(&[], &[(a.pubkey(), 1000), (b.pubkey(), 3000)]);
-    (Bank::new_genesis(&g).unwrap(), a, b)
+    (Bank::new_genesis(&g).expect("genesis"), a, b)
 }
 
 #[test]

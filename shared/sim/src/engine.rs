@@ -272,8 +272,8 @@ impl Simulation {
                         self.send(n, peer, Message::Repair(slot));
                     }
                 }
-                Output::Rooted { changes, chain } => self.on_rooted(n, changes.slot, chain),
-                Output::DoubleVote(_) => self.nodes[n].double_votes_seen += 1,
+                Output::Rooted { changes, chain, .. } => self.on_rooted(n, changes.slot, chain),
+                Output::Evidence(_) => self.nodes[n].double_votes_seen += 1,
                 Output::DeadBlock { .. } | Output::Frozen { .. } => {}
                 Output::Commitment(c) => self.on_commitment(n, c.confirmed, c.finalized),
             }
