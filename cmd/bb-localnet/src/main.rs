@@ -3,12 +3,15 @@
 //! - `up`, `status`, `down`, `kill`, `start`, `restart`, `logs`, `partition`: a localnet of real
 //!   `bb-validator` processes, with its keys, genesis, ledgers, logs and a manifest in one
 //!   directory (see [`manifest`] for the layout).
+//! - `genesis`: the genesis file of a network whose validators run on separate hosts (see
+//!   `testnet/` for the rest of what their operators need).
 //! - `sim`: the deterministic simulator (one process, simulated network and clock).
 //!
 //! The process handling never kills by name: only pids from the manifest, and only
 //! while they are still the node's process (see [`process`]).
 
 mod add;
+mod genesis;
 mod load;
 mod manage;
 mod manifest;
@@ -32,7 +35,7 @@ use clap::{Parser, Subcommand};
     name = "bb-localnet",
     version,
     about = "Run bb clusters on one machine",
-    after_help = "Examples:\n  bb-localnet up --nodes 3\n  bb-localnet status\n  bb-localnet kill --node 1 && bb-localnet start --node 1\n  bb-localnet down\n  bb-localnet sim --nodes 16 --slots 300 --seed 7 --loss 0.05"
+    after_help = "Examples:\n  bb-localnet up --nodes 3\n  bb-localnet status\n  bb-localnet kill --node 1 && bb-localnet start --node 1\n  bb-localnet down\n  bb-localnet genesis --validator bb_5Hq...:100 --validator bb_9xK...:100 -o genesis.json\n  bb-localnet sim --nodes 16 --slots 300 --seed 7 --loss 0.05"
 )]
 struct Cli {
     /// Print results as JSON.
@@ -91,6 +94,10 @@ enum Command {
     /// Sync spare validators (see `up --spare`) from a running node and start them.
     #[command(after_help = add::ADD_HELP)]
     Add(add::AddArgs),
+    /// Write the genesis of a network whose validators run on separate hosts, from their
+    /// addresses (`bb-keygen pubkey`).
+    #[command(after_help = genesis::GENESIS_HELP)]
+    Genesis(genesis::GenesisArgs),
     /// Simulate a cluster deterministically: real bank, tower and fork choice over a
     /// simulated network and clock. The same arguments always print the same bytes.
     #[command(after_help = SIM_HELP)]
@@ -176,6 +183,7 @@ fn main() -> ExitCode {
             Command::Add(args) => add::add(out, args),
             Command::Partition(args) => partition::partition(out, args),
             Command::Load(args) => load::load(out, args),
+            Command::Genesis(args) => genesis::genesis(out, args),
             Command::Sim(args) => sim(out, args),
         }
     })

@@ -38,9 +38,11 @@ pub const SPARE_STAKE: u64 = DEFAULT_STAKE / 10;
 pub const FAUCET_KEYS: usize = 4;
 pub const FAUCET_BALANCE: u64 = 1 << 40;
 pub const MAX_NODES: usize = 64;
-const TICKS_PER_SLOT: u64 = 8;
-const HASHES_PER_TICK: u64 = 1000;
-const LEADER_SLOTS_PER_ROTATION: u64 = 4;
+/// PoH and leader-rotation parameters of every genesis bb-localnet writes (`up` and
+/// `genesis`): a testnet and a localnet with the same slot length behave alike.
+pub(crate) const TICKS_PER_SLOT: u64 = 8;
+pub(crate) const HASHES_PER_TICK: u64 = 1000;
+pub(crate) const LEADER_SLOTS_PER_ROTATION: u64 = 4;
 /// Tries with fresh ports when a node finds its port taken.
 const START_ATTEMPTS: usize = 3;
 const STAGES: [&str; 5] = [
