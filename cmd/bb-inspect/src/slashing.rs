@@ -65,7 +65,7 @@ pub fn check_evidence(info: &SlashingEvidence) -> EvidenceRow {
             return row;
         }
     };
-    let offense = match evidence.verify() {
+    let offense = match bb_runtime::verify_evidence(&evidence) {
         Ok(o) => o,
         Err(e) => {
             row.problem = Some(format!("proves nothing: {e}"));

@@ -50,6 +50,9 @@ pub struct LoadArgs {
     /// After the load, how long to wait for accepted transfers to finalize, in seconds.
     #[arg(long, value_name = "S", default_value_t = 30)]
     pub settle: u64,
+    /// Submit only to these nodes (repeatable; default: every running node).
+    #[arg(long = "node", value_name = "I")]
+    pub nodes: Vec<usize>,
 }
 
 /// Transactions per SubmitTransactions call.
@@ -137,9 +140,13 @@ pub fn load(out: Output, a: LoadArgs) -> anyhow::Result<u8> {
         bail!("--accounts must be at least 1");
     }
     let m = Manifest::load(&a.dir.dir)?;
+    for i in &a.nodes {
+        m.node(*i)?;
+    }
     let urls: Vec<String> = m
         .nodes
         .iter()
+        .filter(|n| a.nodes.is_empty() || a.nodes.contains(&n.index))
         .filter(|n| n.alive().is_some())
         .map(|n| n.rpc_url.clone())
         .collect();

@@ -74,6 +74,8 @@ Fault kinds for --fault I=KIND[:ARG] (test only; passed to node I as --fault KIN
   delay-ms:D      hold every outgoing shred and vote D ms
   serve-tampered  corrupt catch-up answers (blocks and snapshot downloads)
   double-vote     sign and gossip a second, conflicting vote with every vote (slashable)
+  equivocate      as leader, sign a second version of every block and send it too (slashable)
+  withhold-shreds as leader, send only a quarter of each FEC set (too few to rebuild)
   garbage         send peers random bytes as gossip, shreds and repair requests
   flood:RATE      publish RATE signed, useless contact-info messages per second
 

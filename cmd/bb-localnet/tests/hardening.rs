@@ -108,3 +108,50 @@ fn a_flooder_and_a_garbage_sender_are_banned_and_the_honest_majority_keeps_final
         }
     });
 }
+
+#[test]
+fn a_leader_withholding_its_shreds_costs_only_its_own_slots() {
+    let net = Localnet::up(&["--nodes", "4", "--fault", "3=withhold-shreds"]);
+    let manifest = net.manifest();
+    let withholder = manifest["nodes"][3]["identity"]
+        .as_str()
+        .expect("identity")
+        .to_string();
+    let honest: Vec<String> = net.rpc_urls().into_iter().take(3).collect();
+    runtime().block_on(async {
+        let mut start = u64::MAX;
+        for url in &honest {
+            start = start.min(finalized(url).await);
+        }
+        // Three rotations of the withholder's and more.
+        let target = start + 60;
+        let ok = wait_for(Duration::from_secs(120), || async {
+            let mut all = true;
+            for url in &honest {
+                all &= finalized(url).await >= target;
+            }
+            all
+        })
+        .await;
+        assert!(ok, "finality stalled below {target}\n{}", net.logs());
+        // Its blocks reach the others only by repair, if at all: count what did.
+        let c = client(&honest[0]).await;
+        let (mut theirs, mut others) = (0, 0);
+        for slot in start..=target {
+            if let Ok(b) = c.block(slot).await
+                && let Some(s) = b.block
+                && s.commitment == bb_rpc::Commitment::Finalized as i32
+            {
+                if s.leader == withholder {
+                    theirs += 1;
+                } else {
+                    others += 1;
+                }
+            }
+        }
+        eprintln!(
+            "finalized {others} blocks of honest leaders and {theirs} of the withholder (repaired)"
+        );
+        assert!(others > 20, "{others} honest blocks finalized");
+    });
+}

@@ -106,3 +106,92 @@ fn a_double_voter_is_slashed_the_same_on_every_honest_node_and_finality_goes_on(
         assert!(ok, "finalization stalled below {target}\n{}", net.logs());
     });
 }
+
+#[test]
+fn an_equivocating_leader_is_slashed_and_no_conflicting_block_is_finalized() {
+    let net = Localnet::up(&[
+        "--nodes",
+        "4",
+        "--epoch-slots",
+        "16",
+        "--fault",
+        "3=equivocate",
+    ]);
+    let manifest = net.manifest();
+    let offender = manifest["nodes"][3]["identity"]
+        .as_str()
+        .expect("identity")
+        .to_string();
+    let honest: Vec<String> = net.rpc_urls().into_iter().take(3).collect();
+
+    runtime().block_on(async {
+        // Each honest node holds duplicate-block evidence that checks out on its own, and
+        // its chain cut the leader's stake.
+        let deadline = std::time::Instant::now() + Duration::from_secs(150);
+        let mut done = vec![false; honest.len()];
+        while done.iter().any(|d| !d) && std::time::Instant::now() < deadline {
+            for (i, url) in honest.iter().enumerate() {
+                let Ok(answer) = client(url).await.slashing(1000).await else {
+                    continue;
+                };
+                let proven = answer.evidence.iter().any(|e| {
+                    e.offender == offender
+                        && e.kind == "duplicate-block"
+                        && Evidence::from_bytes(&e.evidence)
+                            .ok()
+                            .and_then(|ev| bb_runtime::verify_evidence(&ev).ok())
+                            .is_some()
+                });
+                let cut = answer.penalties.iter().any(|p| p.offender == offender);
+                done[i] = proven && cut;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(
+            done.iter().all(|d| *d),
+            "not every honest node proved and punished the equivocation: {done:?}\n{}",
+            net.logs()
+        );
+
+        // Finality goes on, and every honest node finalized the same chain (the
+        // equivocator's own view is its business).
+        let mut now = 0;
+        for url in &honest {
+            now = now.max(finalized(url).await);
+        }
+        let target = now + 10;
+        let ok = wait_for(Duration::from_secs(60), || async {
+            let mut all = true;
+            for url in &honest {
+                all &= finalized(url).await >= target;
+            }
+            all
+        })
+        .await;
+        assert!(ok, "finalization stalled below {target}\n{}", net.logs());
+        let mut lowest = u64::MAX;
+        for url in &honest {
+            lowest = lowest.min(finalized(url).await);
+        }
+        let mut chains = Vec::new();
+        for url in &honest {
+            let c = client(url).await;
+            let mut chain = Vec::new();
+            for slot in 1..=lowest {
+                if let Ok(b) = c.block(slot).await
+                    && let Some(s) = b.block
+                    && s.commitment == bb_rpc::Commitment::Finalized as i32
+                {
+                    chain.push((slot, s.block_id));
+                }
+            }
+            chains.push(chain);
+        }
+        for (i, chain) in chains.iter().enumerate() {
+            assert_eq!(
+                chain, &chains[0],
+                "node {i} finalized another chain than node 0"
+            );
+        }
+    });
+}

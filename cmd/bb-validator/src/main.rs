@@ -77,7 +77,7 @@ struct Args {
     #[arg(long = "rate-limit", value_name = "N", default_value_t = bb_net::DEFAULT_RATE_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
     rate_limit: u32,
     /// Test only: inject a fault, drop-shreds:P, delay-ms:D, serve-tampered, double-vote,
-    /// garbage or flood:RATE (repeatable).
+    /// equivocate, withhold-shreds, garbage or flood:RATE (repeatable).
     #[arg(long, value_name = "KIND[:ARG]", value_parser = parse_fault)]
     fault: Vec<Fault>,
     /// Log format.

@@ -21,7 +21,9 @@ pub mod vote;
 
 pub use block::{Block, BlockError, BlockHeader, Slot};
 pub use encoding::{Canonical, DecodeError};
-pub use evidence::{Evidence, EvidenceError, MAX_EVIDENCE_PER_BLOCK, Offense, OffenseKind};
+pub use evidence::{
+    Evidence, EvidenceError, MAX_EVIDENCE_PER_BLOCK, MAX_EVIDENCE_SHRED_BYTES, Offense, OffenseKind,
+};
 pub use genesis::{
     DEFAULT_SLASH_PENALTY_BPS, Genesis, GenesisAccount, GenesisError, GenesisValidator,
 };

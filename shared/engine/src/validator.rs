@@ -396,7 +396,7 @@ impl Validator {
     /// signatures, and keeps it for our blocks unless the rooted chain already recorded
     /// the offense or can no longer punish it.
     pub fn on_evidence(&mut self, evidence: Evidence) -> EvidenceOutcome {
-        let offense = match evidence.verify() {
+        let offense = match bb_runtime::verify_evidence(&evidence) {
             Ok(o) => o,
             Err(e) => return EvidenceOutcome::Invalid(e),
         };

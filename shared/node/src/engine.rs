@@ -33,6 +33,9 @@ pub enum EngineMsg {
         vote: SignedVote,
         raw: Vec<u8>,
     },
+    /// Slashing evidence this node found itself (two conflicting shreds signed by a
+    /// leader): kept, stored and gossiped if new.
+    FoundEvidence(Evidence),
     /// Slashing evidence from gossip; the verdict decides whether it is forwarded.
     Evidence {
         evidence: Evidence,
@@ -47,6 +50,9 @@ pub enum EngineMsg {
     Shutdown,
 }
 
+/// A stored block, its bank hash if replayed, and whether it is on this node's chain.
+pub type StoredBlock = (Arc<Block>, Option<Hash>, bool);
+
 /// Questions the RPC and repair paths ask.
 #[derive(Debug)]
 pub enum Query {
@@ -54,9 +60,12 @@ pub enum Query {
         slot: Slot,
         reply: oneshot::Sender<Vec<(Vec<u8>, u64)>>,
     },
+    /// The stored block of a slot, its bank hash if replayed, and whether it is on this
+    /// node's chain (the rooted chain at or below the root, the best fork above it): a
+    /// stored block can be a fork's the cluster abandoned.
     Block {
         slot: Slot,
-        reply: oneshot::Sender<Option<(Arc<Block>, Option<Hash>)>>,
+        reply: oneshot::Sender<Option<StoredBlock>>,
     },
     /// A block and up to `count - 1` ancestors, oldest first (for repair).
     Ancestors {
@@ -144,6 +153,8 @@ pub struct Engine {
     snapshots: Snapshotter,
     /// Test-only fault `double-vote`: the key that signs a conflicting twin of every vote.
     double_vote_key: Option<bb_core::Keypair>,
+    /// Test-only fault `equivocate`: the key that signs a second version of our blocks.
+    equivocate_key: Option<bb_core::Keypair>,
 }
 
 impl Engine {
@@ -158,6 +169,7 @@ impl Engine {
         faults: &crate::fault::Faults,
     ) -> anyhow::Result<Engine> {
         let double_vote_key = faults.double_vote.then(|| identity.clone());
+        let equivocate_key = faults.equivocate.then(|| identity.clone());
         // The ledger's path is its database file; snapshots live beside it.
         let ledger_dir = ledger.path().parent().unwrap_or(ledger.path());
         let snapshots_dir = crate::snapshots_dir(ledger_dir);
@@ -226,6 +238,7 @@ impl Engine {
             committed_root: None,
             snapshots,
             double_vote_key,
+            equivocate_key,
         };
         engine.committed_root = engine.ledger.latest_root()?.map(|(slot, _)| slot);
         let stored = engine.ledger.blocks_range(start_slot + 1..)?;
@@ -306,6 +319,20 @@ impl Engine {
                 }
                 let _ = reply.send(outcome);
             }
+            EngineMsg::FoundEvidence(evidence) => {
+                if let EvidenceOutcome::New(offense) = self.validator.on_evidence(evidence.clone())
+                {
+                    self.shared.metrics.slashing_evidence.inc();
+                    warn!(
+                        offender = %offense.offender,
+                        slot = offense.slot,
+                        kind = offense.kind.name(),
+                        "leader signed two versions of a block; gossiping the evidence"
+                    );
+                    slashing::store_new(&self.ledger, &evidence, Source::Detected, now_ms());
+                    let _ = self.dispatch.send(Dispatch::Evidence(evidence));
+                }
+            }
             EngineMsg::SlotEnd(slot) => self.on_slot_end(slot),
             EngineMsg::Transactions(txs) => {
                 for tx in txs {
@@ -317,6 +344,27 @@ impl Engine {
             EngineMsg::Query(q) => self.answer(q),
             EngineMsg::Shutdown => {}
         }
+    }
+
+    /// Test-only fault `equivocate`: another valid block for `b`'s slot, built on the
+    /// parent's parent (all ticks, no transactions), signed with our key.
+    fn twin_of(&self, b: &Block, key: &bb_core::Keypair) -> Option<Block> {
+        let g = &self.shared.genesis;
+        let parent = self.validator.bank(b.header.parent_slot)?;
+        let grand = parent.parent()?;
+        let (grand_slot, grand_id) = (grand.slot(), grand.block_id()?);
+        let start = grand.last_blockhash();
+        let ticks = (b.header.slot - grand_slot).checked_mul(g.ticks_per_slot)?;
+        let mut poh = bb_core::PohRecorder::new(start, g.hashes_per_tick);
+        let entries = (0..ticks).map(|_| poh.tick()).collect();
+        Some(Block::new_signed(
+            key,
+            b.header.slot,
+            grand_slot,
+            grand_id,
+            start,
+            entries,
+        ))
     }
 
     fn slot_end_ms(&self, slot: Slot) -> u64 {
@@ -434,7 +482,19 @@ impl Engine {
                         txs = b.header.transaction_count,
                         "produced block"
                     );
+                    let twin = self
+                        .equivocate_key
+                        .as_ref()
+                        .and_then(|k| self.twin_of(&b, k));
                     let _ = self.dispatch.send(Dispatch::Block(b));
+                    if let Some(twin) = twin {
+                        warn!(
+                            slot = twin.header.slot,
+                            parent = twin.header.parent_slot,
+                            "fault: sending a second version of our block"
+                        );
+                        let _ = self.dispatch.send(Dispatch::Block(Arc::new(twin)));
+                    }
                 }
                 Output::StoreBlock(b) => {
                     if !self.restoring {
@@ -608,6 +668,23 @@ impl Engine {
         }
     }
 
+    /// Whether the block `id` of `slot` is on this node's chain: rooted (the ledger's
+    /// roots name it) at or below the root, an ancestor of the best fork above it.
+    fn on_chain(&mut self, slot: Slot, id: &Hash) -> bool {
+        let root = self.validator.root();
+        if slot <= root {
+            return self
+                .ledger
+                .roots_range(slot..=slot)
+                .ok()
+                .and_then(|r| r.first().copied())
+                .is_some_and(|(_, rooted)| rooted == id.0);
+        }
+        let best = self.validator.best_slot();
+        self.validator.block_id(slot) == Some(*id)
+            && (slot == best || self.validator.is_ancestor(slot, best))
+    }
+
     fn block_from_ledger(&self, slot: Slot) -> Option<Arc<Block>> {
         self.validator.block(slot).or_else(|| {
             let bytes = self.ledger.get_block(slot).ok()??;
@@ -637,7 +714,8 @@ impl Engine {
                         .get(&slot)
                         .copied()
                         .or_else(|| self.ledger.bank_hash(slot).ok().flatten().map(Hash));
-                    (b, hash)
+                    let on_chain = self.on_chain(slot, &b.id());
+                    (b, hash, on_chain)
                 });
                 let _ = reply.send(found);
             }

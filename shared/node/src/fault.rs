@@ -16,6 +16,11 @@ pub enum Fault {
     /// With every vote, also sign and gossip a second vote for another block of the same
     /// slot: a slashable double vote.
     DoubleVote,
+    /// As leader, sign a second version of every block (built on the parent's parent)
+    /// and send it right after the first: a slashable duplicate block.
+    Equivocate,
+    /// As leader, send only a quarter of each FEC set's shreds: too few to rebuild.
+    WithholdShreds,
     /// Send peers junk: random bytes as gossip (votes, contact info), as shreds and as
     /// repair requests, a few times a second each.
     Garbage,
@@ -48,6 +53,10 @@ impl FromStr for Fault {
             "serve-tampered" => Err(format!("serve-tampered takes no argument (got '{arg}')")),
             "double-vote" if arg.is_empty() => Ok(Fault::DoubleVote),
             "double-vote" => Err(format!("double-vote takes no argument (got '{arg}')")),
+            "equivocate" if arg.is_empty() => Ok(Fault::Equivocate),
+            "equivocate" => Err(format!("equivocate takes no argument (got '{arg}')")),
+            "withhold-shreds" if arg.is_empty() => Ok(Fault::WithholdShreds),
+            "withhold-shreds" => Err(format!("withhold-shreds takes no argument (got '{arg}')")),
             "garbage" if arg.is_empty() => Ok(Fault::Garbage),
             "garbage" => Err(format!("garbage takes no argument (got '{arg}')")),
             "flood" => {
@@ -60,7 +69,7 @@ impl FromStr for Fault {
                 Ok(Fault::Flood(rate))
             }
             other => Err(format!(
-                "unknown fault '{other}' (this build knows drop-shreds:P, delay-ms:D, serve-tampered, double-vote, garbage and flood:RATE)"
+                "unknown fault '{other}' (this build knows drop-shreds:P, delay-ms:D, serve-tampered, double-vote, equivocate, withhold-shreds, garbage and flood:RATE)"
             )),
         }
     }
@@ -73,6 +82,8 @@ pub struct Faults {
     pub delay: Option<Duration>,
     pub serve_tampered: bool,
     pub double_vote: bool,
+    pub equivocate: bool,
+    pub withhold_shreds: bool,
     pub garbage: bool,
     /// Contact-info messages per second to publish.
     pub flood: Option<u32>,
@@ -87,6 +98,8 @@ impl Faults {
                 Fault::DelayMs(ms) => f.delay = Some(Duration::from_millis(ms)),
                 Fault::ServeTampered => f.serve_tampered = true,
                 Fault::DoubleVote => f.double_vote = true,
+                Fault::Equivocate => f.equivocate = true,
+                Fault::WithholdShreds => f.withhold_shreds = true,
                 Fault::Garbage => f.garbage = true,
                 Fault::Flood(rate) => f.flood = Some(rate),
             }
@@ -99,6 +112,8 @@ impl Faults {
             || self.delay.is_some()
             || self.serve_tampered
             || self.double_vote
+            || self.equivocate
+            || self.withhold_shreds
             || self.garbage
             || self.flood.is_some()
     }
@@ -184,6 +199,11 @@ mod tests {
         assert!("serve-tampered:1".parse::<Fault>().is_err());
         assert_eq!("double-vote".parse::<Fault>(), Ok(Fault::DoubleVote));
         assert_eq!("garbage".parse::<Fault>(), Ok(Fault::Garbage));
+        assert_eq!("equivocate".parse::<Fault>(), Ok(Fault::Equivocate));
+        assert_eq!(
+            "withhold-shreds".parse::<Fault>(),
+            Ok(Fault::WithholdShreds)
+        );
         assert_eq!("flood:10000".parse::<Fault>(), Ok(Fault::Flood(10_000)));
         assert!("flood".parse::<Fault>().is_err());
         assert!("flood:0".parse::<Fault>().is_err());

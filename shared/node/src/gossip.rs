@@ -374,11 +374,29 @@ pub async fn forward_transactions(
 ) -> Vec<Pubkey> {
     let slot = shared.clock_slot();
     let per = shared.genesis.leader_slots_per_rotation.max(1);
-    let mut leaders: Vec<Pubkey> = [slot, slot + 1, slot + per]
-        .iter()
-        .filter_map(|s| shared.leader_of(*s))
-        .collect();
-    leaders.dedup();
+    // The current and next leaders, skipping those this node has banned or blocked
+    // (they cannot be reached): the next rotation's leader stands in.
+    let now = Instant::now();
+    let shut_out = |k: &Pubkey| {
+        shared.peers.read().is_ok_and(|p| {
+            p.get(k).is_some_and(|v| {
+                v.banned_until.is_some_and(|(t, _)| t > now)
+                    || v.blocked_until.is_some_and(|t| t > now)
+            })
+        })
+    };
+    let mut leaders: Vec<Pubkey> = Vec::new();
+    for s in [slot, slot + 1, slot + per, slot + 2 * per, slot + 3 * per] {
+        if leaders.len() >= 2 {
+            break;
+        }
+        if let Some(l) = shared.leader_of(s)
+            && !shut_out(&l)
+            && !leaders.contains(&l)
+        {
+            leaders.push(l);
+        }
+    }
     let mut sent_to = Vec::new();
     for leader in leaders {
         if sent_to.contains(&leader) {

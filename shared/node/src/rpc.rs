@@ -343,12 +343,19 @@ impl bb_rpc::Node for NodeService {
     ) -> Result<Response<GetBlockResponse>, Status> {
         let r = request.into_inner();
         let slot = r.slot;
-        let (block, bank_hash) = self
+        let (block, bank_hash, on_chain) = self
             .ask(|reply| Query::Block { slot, reply })
             .await?
             .ok_or_else(|| Status::not_found(format!("no block at slot {slot}")))?;
+        // A stored block off this node's chain (an abandoned fork, the losing version of
+        // an equivocated slot) has no commitment, whatever its slot number.
+        let level = if on_chain {
+            self.level_of(slot)
+        } else {
+            Commitment::Unspecified
+        };
         Ok(Response::new(GetBlockResponse {
-            block: Some(self.summary(&block, bank_hash, self.level_of(slot))),
+            block: Some(self.summary(&block, bank_hash, level)),
             block_bytes: if r.summary_only {
                 Vec::new()
             } else {
@@ -611,7 +618,7 @@ impl bb_rpc::Node for NodeService {
                 while next <= upto {
                     let slot = next;
                     next += 1;
-                    let Ok(Some((block, hash))) =
+                    let Ok(Some((block, hash, true))) =
                         service.ask(|reply| Query::Block { slot, reply }).await
                     else {
                         continue;

@@ -94,8 +94,15 @@ impl Turbine {
         };
         let tree = self.tree();
         let me = self.identity.pubkey();
+        // Test-only fault `withhold-shreds`: a quarter of each set, too few to rebuild it;
+        // the others must repair the block from us or skip our slot.
+        let per_set = if self.faults.withhold_shreds {
+            bb_turbine::SHREDS_PER_SET / 4
+        } else {
+            usize::MAX
+        };
         for set in &sets {
-            for shred in set.shreds() {
+            for shred in set.shreds().iter().take(per_set) {
                 if let Some(root) = tree.first_hop(&me, slot, shred.index(), shred.kind())
                     && let Some(addr) = self.addr_of(&root)
                 {
@@ -205,6 +212,16 @@ impl Turbine {
                             Err(e) => warn!(slot, "a signed, complete block does not decode: {e}"),
                         }
                     }
+                }
+                Err(bb_turbine::ShredError::Equivocation(eq)) => {
+                    self.shared.metrics.shreds_invalid.inc();
+                    let evidence = bb_core::Evidence::duplicate_block(
+                        leader,
+                        eq.slot,
+                        eq.first.clone(),
+                        eq.second.clone(),
+                    );
+                    let _ = self.engine.send(EngineMsg::FoundEvidence(evidence)).await;
                 }
                 Err(e) => {
                     self.shared.metrics.shreds_invalid.inc();

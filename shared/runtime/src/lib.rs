@@ -103,6 +103,6 @@ pub use leader_schedule::{
     leader_schedule_seed,
 };
 pub use lt_hash::{LT_HASH_LANES, LtHash};
-pub use slashing::{EvidenceRefusal, Penalty};
+pub use slashing::{EvidenceRefusal, Penalty, verify_evidence};
 pub use snapshot::{SnapshotFields, SnapshotRefusal};
 pub use stakes::{Epoch, EpochSchedule, Stakes};

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bb_core::{Evidence, Offense, Pubkey, Slot};
+use bb_core::{Evidence, EvidenceError, MAX_EVIDENCE_SHRED_BYTES, Offense, Pubkey, Slot};
 
 use crate::bank::Bank;
 use crate::error::BankError;
@@ -53,6 +53,32 @@ pub enum EvidenceRefusal {
     AlreadyRecorded { offender: Pubkey, slot: Slot },
 }
 
+/// Checks that `evidence` proves its offense with its own signatures: votes as
+/// [`Evidence::verify`] does, and duplicate blocks by their shreds (both well formed,
+/// for the slot, signed by the leader over Merkle roots that contradict each other).
+/// The one check every node, tool and replay applies.
+pub fn verify_evidence(evidence: &Evidence) -> Result<Offense, EvidenceError> {
+    match evidence {
+        Evidence::DuplicateBlock {
+            leader,
+            slot,
+            first,
+            second,
+        } => {
+            if first.len() > MAX_EVIDENCE_SHRED_BYTES || second.len() > MAX_EVIDENCE_SHRED_BYTES {
+                return Err(EvidenceError::Shreds("a shred is oversized".into()));
+            }
+            if first == second {
+                return Err(EvidenceError::Shreds("the two shreds are the same".into()));
+            }
+            bb_turbine::verify_conflict(leader, *slot, first, second)
+                .map_err(|e| EvidenceError::Shreds(e.to_string()))?;
+            Ok(evidence.offense())
+        }
+        Evidence::DoubleVote { .. } => evidence.verify(),
+    }
+}
+
 /// The offenses a bank holds, by offense, with the epoch each was recorded in.
 pub(crate) type Offenses = Arc<BTreeMap<Offense, Epoch>>;
 
@@ -83,7 +109,7 @@ impl Bank {
     /// Whether `evidence` would be recorded by a child of this bank in the same epoch:
     /// valid, not too old, against a staked validator, not already recorded.
     pub fn check_evidence(&self, evidence: &Evidence) -> Result<Offense, EvidenceRefusal> {
-        let offense = evidence.verify()?;
+        let offense = verify_evidence(evidence)?;
         if offense.slot > self.slot {
             return Err(EvidenceRefusal::FromTheFuture {
                 offense: offense.slot,

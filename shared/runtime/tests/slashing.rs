@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use bb_core::{Evidence, Hash, Keypair, SignedVote, Slot, Vote};
+use bb_core::{Canonical, Evidence, Hash, Keypair, SignedVote, Slot, Vote};
 use bb_runtime::{
     Bank, BankError, EvidenceRefusal, Penalty, ReplayError, produce_block_with_evidence,
 };
@@ -197,4 +197,58 @@ fn offenses_and_cut_stakes_survive_a_snapshot() {
     let mut forged = fields;
     forged.offenses.clear();
     assert!(Bank::from_snapshot(&g, forged, accounts).is_err());
+}
+
+/// The first data shred of `leader`'s version of a block of `slot` holding `body`.
+fn first_shred(leader: &Keypair, slot: Slot, body: &[u8]) -> Vec<u8> {
+    let sets = bb_turbine::Shredder::new(leader.clone())
+        .shred(slot, slot - 1, body)
+        .expect("shreds");
+    sets[0].shreds()[0].as_bytes().to_vec()
+}
+
+#[test]
+fn two_signed_versions_of_a_block_are_slashable_and_forgeries_are_not() {
+    let (genesis, a, b) = setup();
+    let (one, two) = (
+        first_shred(&a, 3, b"version one"),
+        first_shred(&a, 3, b"version two"),
+    );
+    let evidence = Evidence::duplicate_block(a.pubkey(), 3, one.clone(), two.clone());
+    assert_eq!(
+        Evidence::duplicate_block(a.pubkey(), 3, two.clone(), one.clone()),
+        evidence
+    );
+    let offense = bb_runtime::verify_evidence(&evidence).expect("proves a duplicate block");
+    assert_eq!(offense.kind, bb_core::OffenseKind::DuplicateBlock);
+    assert_eq!(offense.offender, a.pubkey());
+    // bb-core alone cannot check shreds, and says so.
+    assert_eq!(
+        evidence.verify(),
+        Err(bb_core::EvidenceError::NeedsShredCheck)
+    );
+    let back = Evidence::from_bytes(&evidence.to_bytes()).expect("round trip");
+    assert_eq!(back, evidence);
+
+    // The same shred twice, another signer, or the wrong slot prove nothing.
+    let same = Evidence::DuplicateBlock {
+        leader: a.pubkey(),
+        slot: 3,
+        first: one.clone(),
+        second: one.clone(),
+    };
+    assert!(bb_runtime::verify_evidence(&same).is_err());
+    let framed = Evidence::duplicate_block(b.pubkey(), 3, one.clone(), two.clone());
+    assert!(bb_runtime::verify_evidence(&framed).is_err());
+    let other_slot = Evidence::duplicate_block(a.pubkey(), 4, one.clone(), two.clone());
+    assert!(bb_runtime::verify_evidence(&other_slot).is_err());
+    let mixed = Evidence::duplicate_block(a.pubkey(), 3, one, first_shred(&b, 3, b"version two"));
+    assert!(bb_runtime::verify_evidence(&mixed).is_err());
+
+    // Recorded like a double vote, and cut at the next epoch.
+    let mut bank = Bank::new_from_parent(&genesis, 5, b.pubkey()).expect("child");
+    bank.record_evidence(&evidence).expect("recorded");
+    let bank = freeze(bank);
+    let next = empty_child(&bank, 32);
+    assert_eq!(next.stakes().get(&a.pubkey()), 900);
 }

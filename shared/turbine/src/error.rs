@@ -163,6 +163,43 @@ impl Equivocation {
     }
 }
 
+/// Checks two shreds, as a node receiving them from anyone would, for proof that `leader`
+/// signed conflicting versions of `slot`: both well formed, for `slot`, signed by `leader`
+/// over the Merkle root their proofs lead to, and contradicting each other in one of the
+/// ways [`ConflictReason`] names. Returns the way.
+pub fn verify_conflict(
+    leader: &Pubkey,
+    slot: Slot,
+    first: &[u8],
+    second: &[u8],
+) -> Result<ConflictReason, ShredError> {
+    let a = Shred::from_bytes(first)?;
+    let candidates = [
+        ConflictReason::DifferentRoot {
+            fec_set_index: a.fec_set_index(),
+        },
+        ConflictReason::InconsistentSet {
+            fec_set_index: a.fec_set_index(),
+        },
+        ConflictReason::ParentMismatch,
+        ConflictReason::LastSetMismatch,
+    ];
+    let mut last = ShredError::Malformed("evidence shreds do not conflict as claimed");
+    for reason in candidates {
+        let claim = Equivocation {
+            slot,
+            reason,
+            first: first.to_vec(),
+            second: second.to_vec(),
+        };
+        match claim.verify(leader) {
+            Ok(()) => return Ok(reason),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// Whether `last` claims to end the block and `other` contradicts that.
 fn last_set_conflict(last: &Shred, other: &Shred) -> bool {
     last.is_last_set()

@@ -90,7 +90,7 @@ mod shred;
 mod shredder;
 
 pub use assembler::{BlockAssembler, Insert};
-pub use error::{ConflictReason, Equivocation, ShredError};
+pub use error::{ConflictReason, Equivocation, ShredError, verify_conflict};
 pub use retransmit::{DEFAULT_FANOUT, RetransmitTree};
 pub use shred::{
     CODING_SHREDS_PER_SET, DATA_SHREDS_PER_SET, HEADER_SIZE, MAX_BLOCK_BYTES, MAX_FEC_SETS,
