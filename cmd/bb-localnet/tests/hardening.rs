@@ -82,20 +82,10 @@ fn a_flooder_and_a_garbage_sender_are_banned_and_the_honest_majority_keeps_final
         // Finalization goes on at its pace while the offenders keep at it, and memory
         // stays flat.
         let rss_before: Vec<f64> = pids.iter().filter_map(|p| rss_mib(*p)).collect();
-        let mut start = u64::MAX;
-        for url in &honest {
-            start = start.min(finalized(url).await);
-        }
+        let start = finalized_all(&honest).await.into_iter().min().unwrap_or(0);
         let target = start + 40;
         let began = Instant::now();
-        let ok = wait_for(Duration::from_secs(90), || async {
-            let mut all = true;
-            for url in &honest {
-                all &= finalized(url).await >= target;
-            }
-            all
-        })
-        .await;
+        let ok = wait_all_finalized(&honest, target, Duration::from_secs(90)).await;
         assert!(ok, "honest nodes stopped finalizing below {target}\n{}", net.logs());
         let took = began.elapsed();
         let rss_after: Vec<f64> = pids.iter().filter_map(|p| rss_mib(*p)).collect();
@@ -119,20 +109,10 @@ fn a_leader_withholding_its_shreds_costs_only_its_own_slots() {
         .to_string();
     let honest: Vec<String> = net.rpc_urls().into_iter().take(3).collect();
     runtime().block_on(async {
-        let mut start = u64::MAX;
-        for url in &honest {
-            start = start.min(finalized(url).await);
-        }
+        let start = finalized_all(&honest).await.into_iter().min().unwrap_or(0);
         // Three rotations of the withholder's and more.
         let target = start + 60;
-        let ok = wait_for(Duration::from_secs(120), || async {
-            let mut all = true;
-            for url in &honest {
-                all &= finalized(url).await >= target;
-            }
-            all
-        })
-        .await;
+        let ok = wait_all_finalized(&honest, target, Duration::from_secs(120)).await;
         assert!(ok, "finality stalled below {target}\n{}", net.logs());
         // Its blocks reach the others only by repair, if at all: count what did.
         let c = client(&honest[0]).await;

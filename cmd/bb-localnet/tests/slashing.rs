@@ -90,19 +90,8 @@ fn a_double_voter_is_slashed_the_same_on_every_honest_node_and_finality_goes_on(
         }
 
         // Finalization goes on past the penalty, on every honest node.
-        let mut now = 0;
-        for url in &honest {
-            now = now.max(finalized(url).await);
-        }
-        let target = now + 20;
-        let ok = wait_for(Duration::from_secs(60), || async {
-            let mut all = true;
-            for url in &honest {
-                all &= finalized(url).await >= target;
-            }
-            all
-        })
-        .await;
+        let target = finalized_all(&honest).await.into_iter().max().unwrap_or(0) + 20;
+        let ok = wait_all_finalized(&honest, target, Duration::from_secs(60)).await;
         assert!(ok, "finalization stalled below {target}\n{}", net.logs());
     });
 }
@@ -155,43 +144,9 @@ fn an_equivocating_leader_is_slashed_and_no_conflicting_block_is_finalized() {
 
         // Finality goes on, and every honest node finalized the same chain (the
         // equivocator's own view is its business).
-        let mut now = 0;
-        for url in &honest {
-            now = now.max(finalized(url).await);
-        }
-        let target = now + 10;
-        let ok = wait_for(Duration::from_secs(60), || async {
-            let mut all = true;
-            for url in &honest {
-                all &= finalized(url).await >= target;
-            }
-            all
-        })
-        .await;
+        let target = finalized_all(&honest).await.into_iter().max().unwrap_or(0) + 10;
+        let ok = wait_all_finalized(&honest, target, Duration::from_secs(60)).await;
         assert!(ok, "finalization stalled below {target}\n{}", net.logs());
-        let mut lowest = u64::MAX;
-        for url in &honest {
-            lowest = lowest.min(finalized(url).await);
-        }
-        let mut chains = Vec::new();
-        for url in &honest {
-            let c = client(url).await;
-            let mut chain = Vec::new();
-            for slot in 1..=lowest {
-                if let Ok(b) = c.block(slot).await
-                    && let Some(s) = b.block
-                    && s.commitment == bb_rpc::Commitment::Finalized as i32
-                {
-                    chain.push((slot, s.block_id));
-                }
-            }
-            chains.push(chain);
-        }
-        for (i, chain) in chains.iter().enumerate() {
-            assert_eq!(
-                chain, &chains[0],
-                "node {i} finalized another chain than node 0"
-            );
-        }
+        assert_one_finalized_chain(&honest, 10).await;
     });
 }

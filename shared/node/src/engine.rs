@@ -306,32 +306,11 @@ impl Engine {
                 self.apply(out);
             }
             EngineMsg::Evidence { evidence, reply } => {
-                let outcome = self.validator.on_evidence(evidence.clone());
-                if let EvidenceOutcome::New(offense) = &outcome {
-                    self.shared.metrics.slashing_evidence.inc();
-                    warn!(
-                        offender = %offense.offender,
-                        slot = offense.slot,
-                        kind = offense.kind.name(),
-                        "slashing evidence received"
-                    );
-                    slashing::store_new(&self.ledger, &evidence, Source::Gossip, now_ms());
-                }
+                let outcome = self.take_evidence(evidence, Source::Gossip);
                 let _ = reply.send(outcome);
             }
             EngineMsg::FoundEvidence(evidence) => {
-                if let EvidenceOutcome::New(offense) = self.validator.on_evidence(evidence.clone())
-                {
-                    self.shared.metrics.slashing_evidence.inc();
-                    warn!(
-                        offender = %offense.offender,
-                        slot = offense.slot,
-                        kind = offense.kind.name(),
-                        "leader signed two versions of a block; gossiping the evidence"
-                    );
-                    slashing::store_new(&self.ledger, &evidence, Source::Detected, now_ms());
-                    let _ = self.dispatch.send(Dispatch::Evidence(evidence));
-                }
+                self.take_evidence(evidence, Source::Detected);
             }
             EngineMsg::SlotEnd(slot) => self.on_slot_end(slot),
             EngineMsg::Transactions(txs) => {
@@ -343,6 +322,33 @@ impl Engine {
             }
             EngineMsg::Query(q) => self.answer(q),
             EngineMsg::Shutdown => {}
+        }
+    }
+
+    /// Slashing evidence from a peer or found here: kept for our blocks if new, stored,
+    /// and (when found here) gossiped; a peer's evidence is forwarded by gossipsub on the
+    /// verdict instead.
+    fn take_evidence(&mut self, evidence: Evidence, source: Source) -> EvidenceOutcome {
+        let outcome = self.validator.on_evidence(evidence.clone());
+        if let EvidenceOutcome::New(offense) = &outcome {
+            self.note_evidence(offense, evidence, source);
+        }
+        outcome
+    }
+
+    /// Counts, logs and stores evidence new to this node, and gossips what it found.
+    fn note_evidence(&mut self, offense: &bb_core::Offense, evidence: Evidence, source: Source) {
+        self.shared.metrics.slashing_evidence.inc();
+        warn!(
+            offender = %offense.offender,
+            slot = offense.slot,
+            kind = offense.kind.name(),
+            source = source.name(),
+            "slashing evidence"
+        );
+        slashing::store_new(&self.ledger, &evidence, source, now_ms());
+        if source == Source::Detected && !self.restoring {
+            let _ = self.dispatch.send(Dispatch::Evidence(evidence));
         }
     }
 
@@ -537,19 +543,8 @@ impl Engine {
                     }
                 }
                 Output::Evidence(evidence) => {
-                    let offense = evidence.offense();
                     self.shared.metrics.double_votes_seen.inc();
-                    self.shared.metrics.slashing_evidence.inc();
-                    warn!(
-                        offender = %offense.offender,
-                        slot = offense.slot,
-                        kind = offense.kind.name(),
-                        "double vote seen; gossiping the evidence"
-                    );
-                    slashing::store_new(&self.ledger, &evidence, Source::Detected, now_ms());
-                    if !self.restoring {
-                        let _ = self.dispatch.send(Dispatch::Evidence(*evidence));
-                    }
+                    self.note_evidence(&evidence.offense(), *evidence, Source::Detected);
                 }
                 Output::DeadBlock { slot, reason } => {
                     self.shared.metrics.blocks_dead.inc();

@@ -163,3 +163,57 @@ pub async fn metric(url: &str, name: &str) -> Option<f64> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
 }
+
+/// The finalized slot of each node (0 for a node that does not answer).
+pub async fn finalized_all(urls: &[String]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(urls.len());
+    for u in urls {
+        out.push(finalized(u).await);
+    }
+    out
+}
+
+/// Waits until every node finalized at least `slot`; returns whether they did in time.
+pub async fn wait_all_finalized(urls: &[String], slot: u64, within: Duration) -> bool {
+    wait_for(within, || async {
+        finalized_all(urls).await.iter().all(|f| *f >= slot)
+    })
+    .await
+}
+
+/// `(slot, block id)` of every block up to `upto` that the node reports finalized: its
+/// finalized chain, for comparing nodes.
+pub async fn finalized_chain(url: &str, upto: u64) -> Vec<(u64, String)> {
+    let c = client(url).await;
+    let mut chain = Vec::new();
+    for slot in 1..=upto {
+        if let Ok(b) = c.block(slot).await
+            && let Some(s) = b.block
+            && s.commitment == bb_rpc::Commitment::Finalized as i32
+        {
+            chain.push((slot, s.block_id));
+        }
+    }
+    chain
+}
+
+/// Asserts that every node reports the same finalized chain up to the lowest finalized
+/// slot among them, and that it is longer than `at_least` blocks.
+pub async fn assert_one_finalized_chain(urls: &[String], at_least: usize) {
+    let lowest = finalized_all(urls).await.into_iter().min().unwrap_or(0);
+    let mut chains = Vec::new();
+    for u in urls {
+        chains.push(finalized_chain(u, lowest).await);
+    }
+    assert!(
+        chains[0].len() > at_least,
+        "only {} finalized blocks",
+        chains[0].len()
+    );
+    for (i, chain) in chains.iter().enumerate() {
+        assert_eq!(
+            chain, &chains[0],
+            "node {i} finalized another chain than node 0"
+        );
+    }
+}
