@@ -181,11 +181,16 @@ impl PeerState {
         }
     }
 
-    fn decay(&mut self, now: Instant) {
+    /// Demerits at `now`, after fading since they were last updated.
+    fn demerits_at(&self, now: Instant) -> f64 {
         let secs = now
             .saturating_duration_since(self.demerits_at)
             .as_secs_f64();
-        self.demerits = (self.demerits - secs * DEMERIT_DECAY_PER_SEC).max(0.0);
+        (self.demerits - secs * DEMERIT_DECAY_PER_SEC).max(0.0)
+    }
+
+    fn decay(&mut self, now: Instant) {
+        self.demerits = self.demerits_at(now);
         self.demerits_at = now;
     }
 
@@ -318,11 +323,8 @@ impl<K: Hash + Eq + Copy> Guard<K> {
                 rate_limited: 0,
             };
         };
-        let secs = now
-            .saturating_duration_since(state.demerits_at)
-            .as_secs_f64();
         Standing {
-            demerits: (state.demerits - secs * DEMERIT_DECAY_PER_SEC).max(0.0),
+            demerits: state.demerits_at(now),
             bans: state.bans,
             banned: state
                 .banned_until
