@@ -1,12 +1,15 @@
 //! Turbine throughput on a 1 MiB block, against the raw Reed-Solomon crate on the same
 //! data in the same 32 + 32 shape (the limit erasure coding alone sets).
 //!
-//! * `shred/*`: `raw_rs_encode` is parity only; `raw_rs_encode_sha256` adds one SHA-256
-//!   per shard (the least any Merkle-authenticated scheme must hash); `shred_and_sign` is
-//!   the whole shredder (headers, parity, leaves, tree, one signature per set, proofs) on
-//!   the default rayon pool and on a one-thread pool.
+//! * `shred/*`: `raw_rs_encode` is parity only, one thread; `raw_rs_encode_pool` the same
+//!   with the sets spread over the default rayon pool (as the shredder spreads them);
+//!   `raw_rs_encode_sha256[_pool]` adds one SHA-256 per shard (the least any scheme with
+//!   SHA-256 Merkle leaves must hash); `shred_and_sign` is the whole shredder (headers,
+//!   parity, leaves, tree, one signature per set, proofs, owned shred buffers) on the
+//!   default rayon pool and on a one-thread pool.
 //! * `recover/*`: only the 32 coding shreds of every set arrive (all data lost), or a
-//!   random 32 of 64. `raw_rs_reconstruct` rebuilds in place; `assemble` is a fresh
+//!   random 32 of 64. `raw_rs_reconstruct` rebuilds in place on one thread,
+//!   `raw_rs_reconstruct_pool` with the sets spread over the default pool; `assemble` is a fresh
 //!   `BlockAssembler` fed the shreds' bytes: parse, Merkle proof, one signature per set,
 //!   erasure decode, rebuilt leaves checked against the root, block concatenated;
 //!   `assemble_batches_of_64` feeds the same shreds 64 at a time through `insert_batch`
@@ -20,6 +23,7 @@ use bb_turbine::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::ChaCha8Rng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
 const BLOCK: usize = 1 << 20;
@@ -89,6 +93,13 @@ fn shred(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("raw_rs_encode_pool", |b| {
+        b.iter(|| {
+            data.par_iter()
+                .zip(parity.par_iter_mut())
+                .for_each(|(d, p)| rs.encode_sep(d, p).expect("encode"))
+        })
+    });
     group.bench_function("raw_rs_encode_sha256", |b| {
         b.iter(|| {
             let mut acc = 0u8;
@@ -99,6 +110,19 @@ fn shred(c: &mut Criterion) {
                 }
             }
             acc
+        })
+    });
+    group.bench_function("raw_rs_encode_sha256_pool", |b| {
+        b.iter(|| {
+            data.par_iter()
+                .zip(parity.par_iter_mut())
+                .map(|(d, p)| {
+                    rs.encode_sep(d, p).expect("encode");
+                    d.iter()
+                        .chain(p.iter())
+                        .fold(0u8, |acc, shard| acc ^ hash(shard).0[0])
+                })
+                .reduce(|| 0, |a, b| a ^ b)
         })
     });
     group.bench_function("shred_and_sign", |b| {
@@ -157,6 +181,18 @@ fn recover(c: &mut Criterion) {
                     .map(|(s, _)| s.as_bytes())
             })
             .collect();
+        group.bench_function(format!("raw_rs_reconstruct_pool/{name}"), |b| {
+            b.iter(|| {
+                shards.par_iter_mut().zip(&keep).for_each(|(set, keep)| {
+                    let mut refs: Vec<(&mut [u8], bool)> = set
+                        .iter_mut()
+                        .zip(keep)
+                        .map(|(shard, &present)| (shard.as_mut_slice(), present))
+                        .collect();
+                    rs.reconstruct(&mut refs).expect("reconstruct");
+                })
+            })
+        });
         group.bench_function(format!("assemble/{name}"), |b| {
             b.iter(|| {
                 let mut assembler = BlockAssembler::new(SLOT, leader.pubkey());

@@ -18,7 +18,14 @@ const NODES: usize = 2 * SHREDS_PER_SET;
 /// The leaf hash of a full shred buffer.
 #[inline]
 pub(crate) fn leaf(shred: &[u8]) -> Hash {
-    hashv(&[LEAF_PREFIX, &shred[..HEADER_SIZE], &shred[PAYLOAD_OFFSET..]])
+    leaf_of(&shred[..HEADER_SIZE], &shred[PAYLOAD_OFFSET..])
+}
+
+/// The leaf hash of a shred from its header and its (padded) payload, before the shred
+/// buffer exists: the shredder hashes data shreds straight from the block.
+#[inline]
+pub(crate) fn leaf_of(header: &[u8], payload: &[u8]) -> Hash {
+    hashv(&[LEAF_PREFIX, header, payload])
 }
 
 #[inline]

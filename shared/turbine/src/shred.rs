@@ -150,6 +150,13 @@ impl SetHeader {
         out[26..28].copy_from_slice(&self.payload_len(kind, index_in_set).to_le_bytes());
     }
 
+    /// The 28-byte header of the shred at (`kind`, `index_in_set`).
+    pub(crate) fn header_bytes(&self, kind: ShredKind, index_in_set: u8) -> [u8; HEADER_SIZE] {
+        let mut out = [0u8; HEADER_SIZE];
+        self.write(kind, index_in_set, &mut out);
+        out
+    }
+
     /// A new, zeroed shred buffer with this set's header for (`kind`, `index_in_set`).
     pub(crate) fn blank_shred(&self, kind: ShredKind, index_in_set: u8) -> Vec<u8> {
         let mut buf = vec![0u8; SHRED_SIZE];

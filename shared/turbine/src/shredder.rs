@@ -9,8 +9,9 @@ use reed_solomon_erasure::galois_8::ReedSolomon;
 use crate::error::ShredError;
 use crate::merkle::{self, Tree};
 use crate::shred::{
-    DATA_SHREDS_PER_SET, MAX_BLOCK_BYTES, PAYLOAD_OFFSET, PAYLOAD_SIZE, PROOF_OFFSET,
-    SET_DATA_CAPACITY, SHREDS_PER_SET, SIGNATURE_OFFSET, SetHeader, Shred, ShredKind,
+    CODING_SHREDS_PER_SET, DATA_SHREDS_PER_SET, HEADER_SIZE, MAX_BLOCK_BYTES, PAYLOAD_OFFSET,
+    PAYLOAD_SIZE, PROOF_OFFSET, SET_DATA_CAPACITY, SHRED_SIZE, SHREDS_PER_SET, SIGNATURE_OFFSET,
+    SetHeader, Shred, ShredKind,
 };
 
 /// The one Reed-Solomon codec (32 data + 32 parity shards), shared by every shredder and
@@ -126,42 +127,65 @@ impl Shredder {
     }
 }
 
-/// Builds one set: headers, data, parity encoded in place, leaves, root, one signature,
-/// proofs. Each shred buffer is allocated once and written in place.
+/// Builds one set: parity encoded straight into the coding shreds, leaves hashed (data
+/// leaves straight from the block), root, one signature, then each data shred written
+/// once in its final form. The only copy of the block's bytes is into the data shreds
+/// themselves (plus a padded copy of a short last set), and no buffer is zeroed only to
+/// be overwritten.
 fn shred_set(leader: &Keypair, header: SetHeader, data: &[u8]) -> FecSet {
-    let mut bufs: Vec<Vec<u8>> = (0..SHREDS_PER_SET)
-        .map(|position| {
-            let (kind, index_in_set) = ShredKind::at(position);
-            header.blank_shred(kind, index_in_set)
-        })
+    let padded: Vec<u8>;
+    let data: &[u8] = if data.len() == SET_DATA_CAPACITY {
+        data
+    } else {
+        let mut buf = vec![0u8; SET_DATA_CAPACITY];
+        buf[..data.len()].copy_from_slice(data);
+        padded = buf;
+        &padded
+    };
+    let shards: [&[u8]; DATA_SHREDS_PER_SET] =
+        std::array::from_fn(|i| &data[i * PAYLOAD_SIZE..(i + 1) * PAYLOAD_SIZE]);
+    let data_headers: [[u8; HEADER_SIZE]; DATA_SHREDS_PER_SET] =
+        std::array::from_fn(|i| header.header_bytes(ShredKind::Data, i as u8));
+
+    let mut code_bufs: Vec<Vec<u8>> = (0..CODING_SHREDS_PER_SET)
+        .map(|i| header.blank_shred(ShredKind::Code, i as u8))
         .collect();
-    for (buf, chunk) in bufs.iter_mut().zip(data.chunks(PAYLOAD_SIZE)) {
-        buf[PAYLOAD_OFFSET..PAYLOAD_OFFSET + chunk.len()].copy_from_slice(chunk);
-    }
     {
-        let (data_bufs, code_bufs) = bufs.split_at_mut(DATA_SHREDS_PER_SET);
-        let data_shards: Vec<&[u8]> = data_bufs.iter().map(|b| &b[PAYLOAD_OFFSET..]).collect();
         let mut parity: Vec<&mut [u8]> = code_bufs
             .iter_mut()
             .map(|b| &mut b[PAYLOAD_OFFSET..])
             .collect();
         codec()
-            .encode_sep(&data_shards, &mut parity)
+            .encode_sep(&shards, &mut parity)
             .expect("32 data and 32 parity shards of equal, non-zero size");
     }
-    let leaves: [Hash; SHREDS_PER_SET] = std::array::from_fn(|p| merkle::leaf(&bufs[p]));
+    let leaves: [Hash; SHREDS_PER_SET] = std::array::from_fn(|p| {
+        if p < DATA_SHREDS_PER_SET {
+            merkle::leaf_of(&data_headers[p], shards[p])
+        } else {
+            merkle::leaf(&code_bufs[p - DATA_SHREDS_PER_SET])
+        }
+    });
     let tree = Tree::from_leaves(&leaves);
     let root = tree.root();
     let signature = leader.sign(Domain::Shred, &header.signed_message(&root));
-    let shreds = bufs
-        .into_iter()
-        .enumerate()
-        .map(|(position, mut buf)| {
-            buf[SIGNATURE_OFFSET..PROOF_OFFSET].copy_from_slice(signature.as_bytes());
-            tree.write_proof(position, &mut buf);
-            Shred::from_parts(header, position, buf)
-        })
-        .collect();
+
+    let mut shreds = Vec::with_capacity(SHREDS_PER_SET);
+    for (position, (head, shard)) in data_headers.iter().zip(shards).enumerate() {
+        let mut buf = Vec::with_capacity(SHRED_SIZE);
+        buf.extend_from_slice(head);
+        buf.extend_from_slice(signature.as_bytes());
+        buf.resize(PAYLOAD_OFFSET, 0);
+        tree.write_proof(position, &mut buf);
+        buf.extend_from_slice(shard);
+        shreds.push(Shred::from_parts(header, position, buf));
+    }
+    for (i, mut buf) in code_bufs.into_iter().enumerate() {
+        let position = DATA_SHREDS_PER_SET + i;
+        buf[SIGNATURE_OFFSET..PROOF_OFFSET].copy_from_slice(signature.as_bytes());
+        tree.write_proof(position, &mut buf);
+        shreds.push(Shred::from_parts(header, position, buf));
+    }
     FecSet {
         fec_set_index: header.fec_set_index,
         root,
