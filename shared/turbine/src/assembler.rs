@@ -54,7 +54,8 @@ struct FecSetState {
     shreds: Vec<Option<Vec<u8>>>,
     /// Positions held or rebuilt.
     present: u64,
-    /// The set's block bytes, from its rebuild until the block is handed out.
+    /// The set's block bytes, from its rebuild until they are appended to the block
+    /// (empty if it was rebuilt straight into the block).
     data: Vec<u8>,
     status: SetStatus,
 }
@@ -75,15 +76,17 @@ impl FecSetState {
 
     /// Rebuilds the set from exactly 32 of its held shreds, checks every other position
     /// (held or not) against the signed root, and keeps only the set's block bytes.
-    /// Returns the rebuilt shreds this node had not received. On failure the set is
-    /// marked invalid and its shreds dropped.
+    /// Returns the rebuilt shreds this node had not received. The set's block bytes go
+    /// to the end of `block` if given (the set is the next one the block needs), else to
+    /// the set's own `data`; either way only after every check passed. On failure the
+    /// set is marked invalid and its shreds dropped.
     ///
     /// Decoding from exactly 32 and checking the rest is what makes an invalid set
     /// fail on every node, whichever 32 (or more) shreds each one got: the decoded
     /// codeword differs from the signed shreds somewhere outside the 32, and the root
     /// commits to every position.
-    fn rebuild(&mut self) -> Result<Vec<Shred>, ShredError> {
-        let result = self.try_rebuild();
+    fn rebuild(&mut self, block: Option<&mut Vec<u8>>) -> Result<Vec<Shred>, ShredError> {
+        let result = self.try_rebuild(block);
         if result.is_err() {
             self.status = SetStatus::Invalid;
             self.shreds = Vec::new();
@@ -91,7 +94,7 @@ impl FecSetState {
         result
     }
 
-    fn try_rebuild(&mut self) -> Result<Vec<Shred>, ShredError> {
+    fn try_rebuild(&mut self, block: Option<&mut Vec<u8>>) -> Result<Vec<Shred>, ShredError> {
         let invalid = ShredError::InvalidErasureSet {
             fec_set_index: self.header.fec_set_index,
         };
@@ -141,11 +144,16 @@ impl FecSetState {
             return Err(invalid);
         }
 
-        self.data = Vec::with_capacity(usize::from(header.data_len));
+        let out = match block {
+            Some(block) => block,
+            None => {
+                self.data = Vec::with_capacity(usize::from(header.data_len));
+                &mut self.data
+            }
+        };
         for (index_in_set, buf) in bufs[..DATA_SHREDS_PER_SET].iter().enumerate() {
             let len = header.payload_len(ShredKind::Data, index_in_set as u8);
-            self.data
-                .extend_from_slice(&buf[PAYLOAD_OFFSET..PAYLOAD_OFFSET + usize::from(len)]);
+            out.extend_from_slice(&buf[PAYLOAD_OFFSET..PAYLOAD_OFFSET + usize::from(len)]);
         }
         let mut recovered = Vec::with_capacity(SHREDS_PER_SET - DATA_SHREDS_PER_SET);
         for (position, mut buf) in bufs.into_iter().enumerate() {
@@ -208,6 +216,11 @@ pub struct BlockAssembler {
     /// The index of the set that ends the block, and the shred that first said so.
     last: Option<(u32, Vec<u8>)>,
     complete_sets: u32,
+    /// The block's bytes of sets `0..appended`. A set completed in order is rebuilt
+    /// straight into it (each block byte copied once from its shred); one completed
+    /// ahead waits in its own `data` until the sets before it are in.
+    block: Vec<u8>,
+    appended: u32,
     block_emitted: bool,
     signature_verifications: u64,
 }
@@ -234,6 +247,8 @@ impl BlockAssembler {
             parent: None,
             last: None,
             complete_sets: 0,
+            block: Vec::new(),
+            appended: 0,
             block_emitted: false,
             signature_verifications: 0,
         }
@@ -320,8 +335,9 @@ impl BlockAssembler {
             }),
             Admitted::New { id, ready: true } => {
                 let fec_set_index = parsed.header.fec_set_index;
+                let next = fec_set_index == self.appended;
                 let rebuilt = match self.sets.get_mut(&fec_set_index) {
-                    Some(set) => set.rebuild(),
+                    Some(set) => set.rebuild(next.then_some(&mut self.block)),
                     None => Err(ShredError::InvalidErasureSet { fec_set_index }),
                 };
                 let (recovered, block) = self.finish_set(rebuilt)?;
@@ -410,7 +426,7 @@ impl BlockAssembler {
             .filter(|(index, _)| to_rebuild.contains(index))
             .collect::<Vec<_>>()
             .into_par_iter()
-            .map(|(&index, set)| (index, set.rebuild()))
+            .map(|(&index, set)| (index, set.rebuild(None)))
             .collect();
         for (i, fec_set_index) in ready {
             let outcome = rebuilt
@@ -439,6 +455,7 @@ impl BlockAssembler {
     ) -> Result<(Vec<Shred>, Option<Vec<u8>>), ShredError> {
         let recovered = rebuilt?;
         self.complete_sets += 1;
+        self.append_complete_sets();
         let block = match self.last {
             Some((last, _)) if self.complete_sets == last + 1 && !self.block_emitted => {
                 Some(self.take_block())
@@ -570,16 +587,27 @@ impl BlockAssembler {
         Ok(Admitted::New { id, ready: false })
     }
 
-    /// Concatenates the sets' block bytes (every set 0..=last is complete) and frees them.
-    fn take_block(&mut self) -> Vec<u8> {
-        let len = self.sets.values().map(|set| set.data.len()).sum();
-        let mut block = Vec::with_capacity(len);
-        for set in self.sets.values_mut() {
-            block.extend_from_slice(&set.data);
-            set.data = Vec::new();
+    /// Appends the block bytes of complete sets that were waiting for the sets before
+    /// them, in order, and frees them.
+    fn append_complete_sets(&mut self) {
+        while let Some(set) = self.sets.get_mut(&self.appended)
+            && set.status == SetStatus::Complete
+        {
+            if self.block.is_empty() {
+                self.block = std::mem::take(&mut set.data);
+            } else {
+                self.block.extend_from_slice(&set.data);
+                set.data = Vec::new();
+            }
+            self.appended += 1;
         }
+    }
+
+    /// Hands out the block: every set 0..=last is complete, so all are appended.
+    fn take_block(&mut self) -> Vec<u8> {
+        self.append_complete_sets();
         self.block_emitted = true;
-        block
+        std::mem::take(&mut self.block)
     }
 }
 
@@ -750,6 +778,51 @@ mod tests {
             // Every shred of every set was received or rebuilt exactly once.
             prop_assert_eq!(seen.len(), 64 * sets.len());
             prop_assert_eq!(assembler.signature_verifications(), sets.len() as u64);
+        }
+
+        #[test]
+        fn sets_completing_in_order_or_ahead_give_the_same_block(
+            len in 0usize..250_000,
+            seed: u64,
+            batch_size in 1usize..100,
+            ahead in 0usize..9,
+        ) {
+            // Sets arrive one after the other (each rebuilt straight into the block),
+            // except that set `ahead` comes last (its successors wait for it); single
+            // inserts and batches alternate.
+            let leader = leader();
+            let block = bytes(len, seed);
+            let sets = shred(&leader, 50, 49, &block);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let ahead = ahead % sets.len();
+            let mut order: Vec<usize> = (0..sets.len()).filter(|&k| k != ahead).collect();
+            order.push(ahead);
+            let mut delivered: Vec<&[u8]> = Vec::new();
+            for k in order {
+                let mut shreds: Vec<&[u8]> = sets[k].shreds().iter().map(Shred::as_bytes).collect();
+                shuffle(&mut shreds, &mut rng);
+                delivered.extend(&shreds[..32]);
+            }
+            let mut assembler = BlockAssembler::new(50, leader.pubkey());
+            let mut out = None;
+            for (i, chunk) in delivered.chunks(batch_size).enumerate() {
+                let results = if i % 2 == 0 {
+                    chunk.iter().map(|bytes| assembler.insert(bytes)).collect()
+                } else {
+                    assembler.insert_batch(chunk)
+                };
+                for result in results {
+                    match result {
+                        Ok(Insert::Accepted { block: Some(b), .. }) => {
+                            prop_assert!(out.is_none());
+                            out = Some(b);
+                        }
+                        Ok(_) => {}
+                        Err(e) => prop_assert!(false, "refused: {e}"),
+                    }
+                }
+            }
+            prop_assert_eq!(out, Some(block));
         }
 
         #[test]
