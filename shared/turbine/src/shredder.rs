@@ -193,3 +193,50 @@ fn shred_set(leader: &Keypair, header: SetHeader, data: &[u8]) -> FecSet {
         shreds,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shred::SHRED_SIZE;
+
+    #[test]
+    fn every_shred_leads_to_its_sets_signed_root_at_every_length() {
+        let leader = Keypair::from_seed(&[4; 32]);
+        let shredder = Shredder::new(leader.clone());
+        let cap = SET_DATA_CAPACITY;
+        for len in [
+            0,
+            1,
+            PAYLOAD_SIZE - 1,
+            PAYLOAD_SIZE,
+            PAYLOAD_SIZE + 1,
+            cap - 1,
+            cap,
+            cap + 1,
+            3 * cap + 500,
+        ] {
+            let block: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let sets = shredder.shred(9, 8, &block).expect("valid block");
+            assert_eq!(sets.len(), len.div_ceil(cap).max(1));
+            let mut rebuilt = Vec::new();
+            for (k, set) in sets.iter().enumerate() {
+                assert_eq!(set.fec_set_index(), k as u32);
+                assert_eq!(set.shreds().len(), SHREDS_PER_SET);
+                for (position, shred) in set.shreds().iter().enumerate() {
+                    assert_eq!(shred.as_bytes().len(), SHRED_SIZE);
+                    assert_eq!(shred.position(), position);
+                    assert_eq!(shred.signature(), set.signature());
+                    assert_eq!(shred.verify(&leader.pubkey()), Ok(set.merkle_root()));
+                    assert_eq!(
+                        &Shred::from_bytes(shred.as_bytes()).expect("decodes"),
+                        shred
+                    );
+                }
+                for shred in &set.shreds()[..DATA_SHREDS_PER_SET] {
+                    rebuilt.extend_from_slice(shred.payload());
+                }
+            }
+            assert_eq!(rebuilt, block, "length {len}");
+        }
+    }
+}
