@@ -27,7 +27,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bb_cli::{EXIT_OK, Output};
-use bb_sim::{CrashSpec, LatencyRange, PartitionSpec, SimConfig};
+use bb_sim::{CrashSpec, FaultSpec, LatencyRange, PartitionSpec, SimConfig};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -113,12 +113,22 @@ Fault specs:
                                back then with its ledger and tower.  e.g. 2@30-60 or 3@0
   --latency-ms A-B             per-message latency, uniform in [A, B] ms (default 50-150)
   --loss P                     each message is lost with probability P (0 <= P < 1)
-Each of --partition and --crash may be repeated.
+  --fault NODE=KIND[:ARG]      node NODE is byzantine for the whole run. KIND is one of
+                                 double-vote      signs a twin of every vote for another block
+                                 equivocate       as leader, signs two versions of each block
+                                                  and sends each peer one of them
+                                 withhold-shreds  as leader, sends nobody its blocks (they can
+                                                  still be repaired from it)
+                                 garbage          sends votes and blocks with broken signatures
+                                 flood:RATE       sends RATE copies a second of its latest vote
+                               e.g. 3=equivocate or 1=flood:1000
+Each of --partition, --crash and --fault may be repeated.
 
 Examples:
   bb-localnet sim --nodes 4 --slots 200 --seed 1
   bb-localnet sim --nodes 8 --slots 400 --seed 42 --loss 0.2 --partition 0,1,2/3,4,5,6,7@50-90 --crash 2@100-140
-  bb-localnet sim --nodes 4 --slots 300 --seed 3 --stakes 3,2,2,2 --crash 0@0 --json";
+  bb-localnet sim --nodes 4 --slots 300 --seed 3 --stakes 3,2,2,2 --crash 0@0 --json
+  bb-localnet sim --nodes 7 --slots 300 --seed 5 --fault 6=equivocate --fault 5=double-vote";
 
 #[derive(clap::Args, Debug)]
 struct SimArgs {
@@ -143,6 +153,9 @@ struct SimArgs {
     /// A crash, NODE@AT[-RESTART] (repeatable).
     #[arg(long, value_parser = parse_crash)]
     crash: Vec<CrashSpec>,
+    /// A byzantine node, NODE=KIND[:ARG] (repeatable; kinds below).
+    #[arg(long, value_parser = parse_fault)]
+    fault: Vec<FaultSpec>,
     /// Stakes per node, comma-separated (default: equal).
     #[arg(long, value_delimiter = ',')]
     stakes: Option<Vec<u64>>,
@@ -166,6 +179,10 @@ fn parse_partition(s: &str) -> Result<PartitionSpec, String> {
 }
 
 fn parse_crash(s: &str) -> Result<CrashSpec, String> {
+    s.parse().map_err(|e: bb_sim::SpecError| e.to_string())
+}
+
+fn parse_fault(s: &str) -> Result<FaultSpec, String> {
     s.parse().map_err(|e: bb_sim::SpecError| e.to_string())
 }
 
@@ -203,6 +220,7 @@ fn sim(out: Output, a: SimArgs) -> anyhow::Result<u8> {
         latency: a.latency_ms,
         partitions: a.partition,
         crashes: a.crash,
+        faults: a.fault,
         stakes: a.stakes,
         slot_ms: a.slot_ms,
         slots_per_epoch: a.epoch_slots,

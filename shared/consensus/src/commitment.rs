@@ -127,9 +127,9 @@ mod tests {
         f.add_block(1, 0, Hash::ZERO);
         f.add_block(2, 1, Hash::ZERO);
         f.add_block(3, 2, Hash::ZERO);
-        f.add_vote(Pubkey([1; 32]), 3, 40);
-        f.add_vote(Pubkey([2; 32]), 2, 30);
-        f.add_vote(Pubkey([3; 32]), 1, 30);
+        f.add_vote(Pubkey([1; 32]), 3, Hash::ZERO, 40);
+        f.add_vote(Pubkey([2; 32]), 2, Hash::ZERO, 30);
+        f.add_vote(Pubkey([3; 32]), 1, Hash::ZERO, 30);
         assert_eq!(confirmed_slot(&mut f, 100), 2);
     }
 }

@@ -1,9 +1,15 @@
 //! Heaviest-subtree fork choice: the best fork is found by walking from the root, at
 //! each block taking the child whose subtree holds the most stake by latest votes.
 //!
-//! Votes only record each validator's latest slot (O(1) each); subtree weights are
-//! recomputed lazily, once per query after changes, in O(blocks + validators). That keeps
-//! a slot with one vote per validator linear in the validator count.
+//! Votes only record each validator's latest slot and block (O(1) each); subtree weights
+//! are recomputed lazily, once per query after changes, in O(blocks + validators). That
+//! keeps a slot with one vote per validator linear in the validator count.
+//!
+//! A slot can have two versions when its leader equivocates. The tree holds the version
+//! this node replayed; a vote counts only if it names that version's block id, so stake
+//! behind another version never props up ours. A slot known to be duplicate is no
+//! candidate (neither it nor its descendants can be best) until it is *duplicate
+//! confirmed*; see [`ForkChoice::mark_duplicate`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -21,6 +27,14 @@ struct Node {
     /// The heaviest leaf reachable from here.
     best: Slot,
     invalid: bool,
+    /// Its leader signed another version too, and this one is not (yet) confirmed.
+    unconfirmed_duplicate: bool,
+}
+
+impl Node {
+    fn candidate(&self) -> bool {
+        !self.invalid && !self.unconfirmed_duplicate
+    }
 }
 
 /// The tree of blocks above the root, weighted by validators' latest votes.
@@ -28,7 +42,8 @@ struct Node {
 pub struct ForkChoice {
     root: Slot,
     nodes: BTreeMap<Slot, Node>,
-    latest_votes: HashMap<Pubkey, (Slot, u64)>,
+    /// Each voter's latest vote: slot, block id, stake.
+    latest_votes: HashMap<Pubkey, (Slot, Hash, u64)>,
     dirty: bool,
 }
 
@@ -46,6 +61,7 @@ impl ForkChoice {
                 stake_subtree: 0,
                 best: root,
                 invalid: false,
+                unconfirmed_duplicate: false,
             },
         );
         ForkChoice {
@@ -92,6 +108,7 @@ impl ForkChoice {
                 stake_subtree: 0,
                 best: slot,
                 invalid: false,
+                unconfirmed_duplicate: false,
             },
         );
         if let Some(p) = self.nodes.get_mut(&parent) {
@@ -109,14 +126,72 @@ impl ForkChoice {
         }
     }
 
-    /// Records `voter`'s vote on `slot` if newer than its latest. Stake may change at
-    /// epoch boundaries; the latest call's stake counts.
-    pub fn add_vote(&mut self, voter: Pubkey, slot: Slot, stake: u64) {
-        let entry = self.latest_votes.entry(voter).or_insert((0, 0));
-        if slot > entry.0 || (slot == entry.0 && stake != entry.1) {
-            *entry = (slot, stake);
+    /// Records `voter`'s vote on block `block_id` at `slot` if newer than its latest.
+    /// Stake may change at epoch boundaries; the latest call's stake counts. The vote
+    /// weighs only while the tree holds that very block at `slot`.
+    pub fn add_vote(&mut self, voter: Pubkey, slot: Slot, block_id: Hash, stake: u64) {
+        let entry = self.latest_votes.entry(voter).or_insert((0, Hash::ZERO, 0));
+        if slot > entry.0 || (slot == entry.0 && (stake != entry.2 || block_id != entry.1)) {
+            *entry = (slot, block_id, stake);
             self.dirty = true;
         }
+    }
+
+    /// Marks `slot` as one of several versions its leader signed: it and its descendants
+    /// stop being candidates for the best fork until [`ForkChoice::confirm_duplicate`].
+    pub fn mark_duplicate(&mut self, slot: Slot) {
+        if let Some(n) = self.nodes.get_mut(&slot)
+            && !n.unconfirmed_duplicate
+        {
+            n.unconfirmed_duplicate = true;
+            self.dirty = true;
+        }
+    }
+
+    /// The version of `slot` held here is the one the cluster confirmed: a candidate again.
+    pub fn confirm_duplicate(&mut self, slot: Slot) {
+        if let Some(n) = self.nodes.get_mut(&slot)
+            && n.unconfirmed_duplicate
+        {
+            n.unconfirmed_duplicate = false;
+            self.dirty = true;
+        }
+    }
+
+    /// Whether `slot` or one of its ancestors is invalid or an unconfirmed duplicate: a
+    /// fork the cluster cannot settle on as it stands.
+    pub fn on_unusable_fork(&self, slot: Slot) -> bool {
+        let mut cur = Some(slot);
+        while let Some(s) = cur {
+            match self.nodes.get(&s) {
+                Some(n) if !n.candidate() => return true,
+                Some(n) => cur = n.parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Drops `slot` and every block descending from it (a version of `slot` being
+    /// replaced by another). Returns the removed slots, ascending. The root stays.
+    pub fn remove_subtree(&mut self, slot: Slot) -> Vec<Slot> {
+        if slot == self.root || !self.nodes.contains_key(&slot) {
+            return Vec::new();
+        }
+        let mut removed = Vec::new();
+        let mut stack = vec![slot];
+        while let Some(s) = stack.pop() {
+            if let Some(n) = self.nodes.remove(&s) {
+                stack.extend(n.children);
+                removed.push(s);
+            }
+        }
+        for n in self.nodes.values_mut() {
+            n.children.retain(|c| *c != slot);
+        }
+        removed.sort_unstable();
+        self.dirty = true;
+        removed
     }
 
     pub fn latest_vote(&self, voter: &Pubkey) -> Option<Slot> {
@@ -167,9 +242,12 @@ impl ForkChoice {
             n.stake_subtree = 0;
             n.best = 0;
         }
-        for &(slot, stake) in self.latest_votes.values() {
-            // Votes for blocks we have not replayed (or below the root) weigh nothing yet.
-            if let Some(n) = self.nodes.get_mut(&slot) {
+        for &(slot, id, stake) in self.latest_votes.values() {
+            // Votes for blocks we have not replayed (or below the root), or for another
+            // version of the slot, weigh nothing here.
+            if let Some(n) = self.nodes.get_mut(&slot)
+                && n.block_id == id
+            {
                 n.stake_here += stake;
             }
         }
@@ -183,7 +261,7 @@ impl ForkChoice {
                 for c in &n.children {
                     let child = &self.nodes[c];
                     subtree += child.stake_subtree;
-                    if child.invalid {
+                    if !child.candidate() {
                         continue;
                     }
                     // Heaviest child wins; ties go to the lower slot (the earlier block).
@@ -238,8 +316,8 @@ impl ForkChoice {
         self.recompute();
         let ancestors: HashSet<Slot> = self.ancestors(slot).into_iter().collect();
         let mut other = 0;
-        for &(voted, stake) in self.latest_votes.values() {
-            if !self.nodes.contains_key(&voted) {
+        for &(voted, id, stake) in self.latest_votes.values() {
+            if self.nodes.get(&voted).is_none_or(|n| n.block_id != id) {
                 continue;
             }
             let on_our_fork =
@@ -290,6 +368,12 @@ mod tests {
         Pubkey([i; 32])
     }
 
+    /// A vote for the version of `slot` the tree holds.
+    fn vote(f: &mut ForkChoice, voter: u8, slot: Slot, stake: u64) {
+        let id = f.block_id(slot).unwrap_or_default();
+        f.add_vote(pk(voter), slot, id, stake);
+    }
+
     fn tree() -> ForkChoice {
         // 0 -> 1 -> 2 -> 4
         //        \-> 3 -> 5
@@ -303,10 +387,10 @@ mod tests {
     #[test]
     fn heaviest_subtree_wins() {
         let mut f = tree();
-        f.add_vote(pk(1), 4, 10);
-        f.add_vote(pk(2), 5, 20);
+        vote(&mut f, 1, 4, 10);
+        vote(&mut f, 2, 5, 20);
         assert_eq!(f.best_slot(), 5);
-        f.add_vote(pk(3), 2, 15);
+        vote(&mut f, 3, 2, 15);
         assert_eq!(f.best_slot(), 4);
         assert_eq!(f.subtree_stake(1), 45);
         assert_eq!(f.stake_on_other_forks(4), 20);
@@ -315,9 +399,9 @@ mod tests {
     #[test]
     fn only_the_latest_vote_counts() {
         let mut f = tree();
-        f.add_vote(pk(1), 4, 10);
-        f.add_vote(pk(1), 5, 10);
-        f.add_vote(pk(1), 2, 10); // older: ignored
+        vote(&mut f, 1, 4, 10);
+        vote(&mut f, 1, 5, 10);
+        vote(&mut f, 1, 2, 10); // older: ignored
         assert_eq!(f.subtree_stake(2), 0);
         assert_eq!(f.best_slot(), 5);
     }
@@ -325,9 +409,58 @@ mod tests {
     #[test]
     fn invalid_blocks_are_never_best() {
         let mut f = tree();
-        f.add_vote(pk(1), 5, 100);
+        vote(&mut f, 1, 5, 100);
         f.mark_invalid(3);
         assert_eq!(f.best_slot(), 4);
+    }
+
+    #[test]
+    fn votes_for_another_version_weigh_nothing() {
+        let mut f = tree();
+        vote(&mut f, 1, 4, 10);
+        f.add_vote(pk(2), 5, Hash([99; 32]), 20); // a version of slot 5 we do not hold
+        assert_eq!(f.best_slot(), 4);
+        assert_eq!(f.subtree_stake(3), 0);
+        assert_eq!(f.stake_on_other_forks(4), 0);
+        f.add_vote(pk(2), 5, Hash([5; 32]), 20); // the same voter, now for our version
+        assert_eq!(f.best_slot(), 5);
+    }
+
+    #[test]
+    fn an_unconfirmed_duplicate_is_no_candidate_until_confirmed() {
+        let mut f = tree();
+        vote(&mut f, 1, 5, 30);
+        vote(&mut f, 2, 4, 10);
+        assert_eq!(f.best_slot(), 5);
+        f.mark_duplicate(3);
+        assert_eq!(f.best_slot(), 4);
+        assert!(f.on_unusable_fork(5) && f.on_unusable_fork(3) && !f.on_unusable_fork(4));
+        // Its stake still counts where it is (the switch proof sees it).
+        assert_eq!(f.subtree_stake(1), 40);
+        f.confirm_duplicate(3);
+        assert_eq!(f.best_slot(), 5);
+        assert!(!f.on_unusable_fork(5));
+    }
+
+    #[test]
+    fn a_duplicate_with_every_child_unusable_leaves_the_parent_best() {
+        let mut f = tree();
+        f.mark_duplicate(2);
+        f.mark_duplicate(3);
+        assert_eq!(f.best_slot(), 1);
+    }
+
+    #[test]
+    fn removing_a_subtree_drops_the_version_and_its_descendants() {
+        let mut f = tree();
+        vote(&mut f, 1, 5, 30);
+        assert_eq!(f.remove_subtree(3), vec![3, 5]);
+        assert!(!f.contains(3) && !f.contains(5) && f.contains(4));
+        assert_eq!(f.best_slot(), 4);
+        assert!(f.remove_subtree(0).is_empty(), "the root stays");
+        // Another version of slot 3 can take its place.
+        assert!(f.add_block(3, 1, Hash([33; 32])));
+        assert_eq!(f.block_id(3), Some(Hash([33; 32])));
     }
 
     #[test]
@@ -368,10 +501,10 @@ mod tests {
                 // One stake per voter, as in the protocol.
                 if seen.insert(*v) {
                     total += stake;
-                    f.add_vote(pk(*v), slots[s % slots.len()].max(1), *stake);
+                    f.add_vote(pk(*v), slots[s % slots.len()].max(1), Hash::ZERO, *stake);
                 } else {
-                    let (cur, st) = f.latest_votes[&pk(*v)];
-                    f.add_vote(pk(*v), slots[s % slots.len()].max(cur), st);
+                    let (cur, _, st) = f.latest_votes[&pk(*v)];
+                    f.add_vote(pk(*v), slots[s % slots.len()].max(cur), Hash::ZERO, st);
                 }
             }
             prop_assert_eq!(f.subtree_stake(0), total);

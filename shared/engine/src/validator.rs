@@ -54,6 +54,19 @@ pub enum Output {
     },
     /// A block failed replay and is dead, with the reason.
     DeadBlock { slot: Slot, reason: String },
+    /// `slot`'s leader signed more than one version. `confirmed` is the version the
+    /// cluster settled on (at least [`DUPLICATE_CONFIRMED_PERCENT`] of the stake voted
+    /// for it), once known; until then the slot is no candidate for the best fork.
+    DuplicateSlot { slot: Slot, confirmed: Option<Hash> },
+    /// The cluster confirmed another version of `slot` than the one replayed here: ours
+    /// and its descendants (`dropped`, ascending) are gone, and the confirmed version is
+    /// replayed in its place (or repaired first).
+    ReplacedVersion {
+        slot: Slot,
+        ours: Hash,
+        confirmed: Hash,
+        dropped: Vec<Slot>,
+    },
     /// Commitment levels changed.
     Commitment(Commitment),
 }
@@ -73,6 +86,27 @@ pub enum EvidenceOutcome {
 
 /// Most pieces of evidence held while waiting to be included in a block.
 const MAX_PENDING_EVIDENCE: usize = 1024;
+
+/// The share of stake (percent) that must vote for one version of a duplicate slot
+/// before it is confirmed. Above half, so two versions cannot both reach it unless more
+/// than 4% of the stake double-voted (and is slashed for it).
+pub const DUPLICATE_CONFIRMED_PERCENT: u64 = 52;
+
+/// Most versions of one slot kept (a byzantine leader may sign any number).
+const MAX_VERSIONS: usize = 4;
+
+/// Most duplicate slots tracked above the root.
+const MAX_DUPLICATE_SLOTS: usize = 1024;
+
+/// What a node knows about a slot whose leader signed more than one version.
+#[derive(Debug, Default)]
+struct Duplicate {
+    /// The versions seen, signed by the slot's leader, by block id (at most
+    /// [`MAX_VERSIONS`]): a confirmed one can be replayed without asking anyone.
+    versions: BTreeMap<Hash, Arc<Block>>,
+    /// The version the cluster confirmed, once it has.
+    confirmed: Option<Hash>,
+}
 
 /// Why a validator could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,7 +130,10 @@ pub struct Validator {
     blocks: BTreeMap<Slot, Arc<Block>>,
     /// Blocks waiting for their parent, by parent slot.
     orphans: BTreeMap<Slot, Vec<Arc<Block>>>,
-    dead: BTreeSet<Slot>,
+    /// Blocks that failed replay, by slot and id (another version of the slot may not).
+    dead: BTreeSet<(Slot, Hash)>,
+    /// Slots above the root whose leader signed more than one version.
+    duplicates: BTreeMap<Slot, Duplicate>,
     commitment: Commitment,
     last_vote: Option<SignedVote>,
     /// The stakes votes are weighed with (the root bank's epoch stakes), cached per epoch:
@@ -190,6 +227,7 @@ impl Validator {
             blocks: BTreeMap::new(),
             orphans: BTreeMap::new(),
             dead: BTreeSet::new(),
+            duplicates: BTreeMap::new(),
             commitment: Commitment {
                 processed: root,
                 confirmed: root,
@@ -287,9 +325,22 @@ impl Validator {
         Some(schedule)
     }
 
-    /// Slots of blocks waiting for a parent, so the driver can re-ask for repairs.
+    /// Slots of blocks waiting for a parent, and duplicate slots whose confirmed version
+    /// has not arrived, so the driver can re-ask for repairs.
     pub fn missing_parents(&self) -> Vec<Slot> {
-        self.orphans.keys().copied().collect()
+        let confirmed_missing = self.duplicates.iter().filter_map(|(slot, d)| {
+            let held = self.blocks.get(slot).map(|b| b.id());
+            d.confirmed.filter(|c| held != Some(*c)).map(|_| *slot)
+        });
+        let mut slots: Vec<Slot> = self
+            .orphans
+            .keys()
+            .copied()
+            .chain(confirmed_missing)
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        slots
     }
 
     // ---- events -------------------------------------------------------------------
@@ -305,23 +356,30 @@ impl Validator {
     fn insert_block(&mut self, block: Arc<Block>, from: Option<Pubkey>, out: &mut Vec<Output>) {
         let slot = block.header.slot;
         let parent = block.header.parent_slot;
-        if slot <= self.root() || self.blocks.contains_key(&slot) || self.dead.contains(&slot) {
+        if slot <= self.root() {
+            return;
+        }
+        let id = block.id();
+        if self.dead.contains(&(slot, id)) {
+            return;
+        }
+        if let Some(held) = self.blocks.get(&slot) {
+            if held.id() != id {
+                self.on_other_version(block, out);
+            }
+            return;
+        }
+        let wanted = self.duplicates.get(&slot).and_then(|d| d.confirmed);
+        if wanted.is_some_and(|w| w != id) {
+            // Waiting for the version the cluster confirmed: keep this one aside.
+            self.on_other_version(block, out);
             return;
         }
         self.blocks.insert(slot, block.clone());
         out.push(Output::StoreBlock(block.clone()));
         if !self.forks.contains(parent) {
             if parent >= self.root() && self.orphans.len() < MAX_ORPHAN_SLOTS {
-                let waiting = self.orphans.entry(parent).or_default();
-                if !waiting.iter().any(|b| b.header.slot == slot) {
-                    waiting.push(block);
-                }
-                if !self.blocks.contains_key(&parent) {
-                    out.push(Output::Repair {
-                        slot: parent,
-                        hint: from,
-                    });
-                }
+                self.wait_for_parent(block, from, out);
             }
             return;
         }
@@ -331,6 +389,13 @@ impl Validator {
             let Some(parent_bank) = self.forks.get(b.header.parent_slot) else {
                 continue;
             };
+            if parent_bank.block_id() != Some(b.header.parent_id) {
+                // Built on another version of the parent than the one replayed here: not
+                // dead, it waits until this node holds that version (see
+                // `resolve_duplicate`). Asking `from` brings its version of the parent.
+                self.wait_for_parent(b, from, out);
+                continue;
+            }
             let result = parent_bank
                 .slot_leader(slot)
                 .map_err(|e| e.to_string())
@@ -343,6 +408,11 @@ impl Validator {
                     let block_id = bank.block_id().unwrap_or_default();
                     self.fork_choice
                         .add_block(slot, b.header.parent_slot, block_id);
+                    if let Some(d) = self.duplicates.get(&slot)
+                        && d.confirmed != Some(block_id)
+                    {
+                        self.fork_choice.mark_duplicate(slot);
+                    }
                     out.push(Output::Frozen {
                         slot,
                         parent: b.header.parent_slot,
@@ -354,13 +424,211 @@ impl Validator {
                     }
                 }
                 Err(reason) => {
-                    self.dead.insert(slot);
+                    self.dead.insert((slot, b.id()));
                     self.blocks.remove(&slot);
                     self.fork_choice.mark_invalid(slot);
                     self.orphans.remove(&slot);
                     out.push(Output::DeadBlock { slot, reason });
                 }
             }
+        }
+    }
+
+    /// Parks `block` until its parent (the version it names) is replayed, and asks for it.
+    fn wait_for_parent(&mut self, block: Arc<Block>, from: Option<Pubkey>, out: &mut Vec<Output>) {
+        let parent = block.header.parent_slot;
+        let slot = block.header.slot;
+        let waiting = self.orphans.entry(parent).or_default();
+        if !waiting.iter().any(|b| b.header.slot == slot) {
+            waiting.push(block);
+        }
+        let held = self.blocks.get(&parent).map(|b| b.id());
+        let replayed = self.forks.get(parent).and_then(|b| b.block_id());
+        if held.is_none() || (replayed.is_some() && held == replayed) {
+            out.push(Output::Repair {
+                slot: parent,
+                hint: from,
+            });
+        }
+    }
+
+    /// Whether `block` is signed by its slot's scheduled leader: only then does a second
+    /// version prove anything.
+    fn signed_by_leader(&mut self, block: &Block) -> bool {
+        let root = self.forks.root_bank();
+        self.leader_by(&root, block.header.slot) == Some(block.header.leader)
+            && block.verify_signature().is_ok()
+    }
+
+    /// A version of a slot that differs from the one held: if its leader signed both, the
+    /// slot is a duplicate.
+    fn on_other_version(&mut self, block: Arc<Block>, out: &mut Vec<Output>) {
+        let slot = block.header.slot;
+        let held = self.blocks.get(&slot).cloned();
+        self.add_versions(slot, held.into_iter().chain([block]).collect(), out);
+    }
+
+    /// Versions of `slot`: if two differ and its leader signed both (or the slot is known
+    /// to be duplicate already), they are kept and the slot is settled as far as votes
+    /// allow.
+    fn add_versions(&mut self, slot: Slot, blocks: Vec<Arc<Block>>, out: &mut Vec<Output>) {
+        if slot <= self.root() {
+            return;
+        }
+        let mut signed: BTreeMap<Hash, Arc<Block>> = BTreeMap::new();
+        for b in blocks {
+            if b.header.slot == slot && signed.len() < MAX_VERSIONS && self.signed_by_leader(&b) {
+                signed.entry(b.id()).or_insert(b);
+            }
+        }
+        let known = self.duplicates.contains_key(&slot);
+        if signed.is_empty() || (signed.len() < 2 && !known) {
+            return;
+        }
+        self.note_duplicate(slot, out);
+        if let Some(d) = self.duplicates.get_mut(&slot) {
+            for (id, b) in signed {
+                if d.versions.len() < MAX_VERSIONS {
+                    d.versions.entry(id).or_insert(b);
+                }
+            }
+        }
+        self.resolve_duplicate(slot, out);
+    }
+
+    /// Proof that a slot is duplicate, passed on by a peer: two versions its leader
+    /// signed. Checked here (slot, leader, signatures); anything else is ignored.
+    pub fn on_duplicate_proof(&mut self, versions: Vec<Arc<Block>>) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some(slot) = versions.first().map(|b| b.header.slot) {
+            self.add_versions(slot, versions, &mut out);
+        }
+        self.consider_vote(0, &mut out);
+        out
+    }
+
+    /// The versions of a duplicate slot held here (for passing the proof on).
+    pub fn duplicate_versions(&self, slot: Slot) -> Vec<Arc<Block>> {
+        self.duplicates
+            .get(&slot)
+            .map(|d| d.versions.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Records that `slot`'s leader signed more than one version (proven by the caller).
+    fn note_duplicate(&mut self, slot: Slot, out: &mut Vec<Output>) {
+        if slot <= self.root()
+            || self.duplicates.contains_key(&slot)
+            || self.duplicates.len() >= MAX_DUPLICATE_SLOTS
+        {
+            return;
+        }
+        self.duplicates.insert(slot, Duplicate::default());
+        self.fork_choice.mark_duplicate(slot);
+        out.push(Output::DuplicateSlot {
+            slot,
+            confirmed: None,
+        });
+    }
+
+    /// Settles a duplicate slot once one version holds [`DUPLICATE_CONFIRMED_PERCENT`] of
+    /// the stake: if it is ours, the slot is a candidate again; if not, ours and its
+    /// descendants are dropped and the confirmed version takes their place (from the
+    /// versions held, else by repair from a validator that voted for it).
+    fn resolve_duplicate(&mut self, slot: Slot, out: &mut Vec<Output>) {
+        let total = self.total_stake();
+        let ours = self.fork_choice.block_id(slot);
+        let Some(d) = self.duplicates.get(&slot) else {
+            return;
+        };
+        if d.confirmed.is_some() {
+            // Settled once; a confirmed version still missing is re-asked for through
+            // `missing_parents`.
+            return;
+        }
+        let enough = |stake: u64| {
+            stake.saturating_mul(100) >= total.saturating_mul(DUPLICATE_CONFIRMED_PERCENT)
+        };
+        let ours_stake = ours.map_or(0, |id| {
+            self.fork_choice
+                .subtree_stake(slot)
+                .max(self.votes.stake_for(slot, &id))
+        });
+        let confirmed = match (ours, self.votes.leading_block(slot)) {
+            (Some(id), _) if enough(ours_stake) => id,
+            (_, Some((id, stake))) if enough(stake) => id,
+            _ => return,
+        };
+        if let Some(d) = self.duplicates.get_mut(&slot) {
+            d.confirmed = Some(confirmed);
+        }
+        out.push(Output::DuplicateSlot {
+            slot,
+            confirmed: Some(confirmed),
+        });
+        if ours == Some(confirmed) {
+            self.fork_choice.confirm_duplicate(slot);
+            return;
+        }
+        // Drop what this node holds of the slot (replayed or waiting), keeping the block
+        // among the versions.
+        if let Some(held) = self.blocks.remove(&slot) {
+            if let Some(waiting) = self.orphans.get_mut(&held.header.parent_slot) {
+                waiting.retain(|b| b.header.slot != slot);
+            }
+            if let Some(d) = self.duplicates.get_mut(&slot)
+                && d.versions.len() < MAX_VERSIONS
+            {
+                d.versions.entry(held.id()).or_insert(held);
+            }
+        }
+        if let Some(id) = ours {
+            let dropped = self.fork_choice.remove_subtree(slot);
+            self.forks.remove_subtree(slot);
+            for s in &dropped {
+                if *s != slot {
+                    self.blocks.remove(s);
+                }
+            }
+            out.push(Output::ReplacedVersion {
+                slot,
+                ours: id,
+                confirmed,
+                dropped,
+            });
+        }
+        let held = self
+            .duplicates
+            .get(&slot)
+            .and_then(|d| d.versions.get(&confirmed).cloned());
+        match held {
+            Some(block) => self.insert_block(block, None, out),
+            None => {
+                let hint = self
+                    .votes
+                    .votes_at(slot)
+                    .into_iter()
+                    .map(|(v, _)| v.vote)
+                    .find(|v| v.block_id == confirmed && v.voter != self.identity())
+                    .map(|v| v.voter);
+                out.push(Output::Repair { slot, hint });
+            }
+        }
+    }
+
+    /// Re-checks every unsettled duplicate slot (votes arrived).
+    fn resolve_duplicates(&mut self, out: &mut Vec<Output>) {
+        if self.duplicates.is_empty() {
+            return;
+        }
+        let open: Vec<Slot> = self
+            .duplicates
+            .iter()
+            .filter(|(_, d)| d.confirmed.is_none())
+            .map(|(s, _)| *s)
+            .collect();
+        for slot in open {
+            self.resolve_duplicate(slot, out);
         }
     }
 
@@ -371,24 +639,46 @@ impl Validator {
         if stake == 0 {
             return out;
         }
-        if let VoteOutcome::Conflict(double) = self.votes.add(vote.clone(), stake) {
+        let outcome = self.votes.add(vote.clone(), stake);
+        if let VoteOutcome::Conflict(double) = outcome {
             let evidence = Evidence::double_vote(double.first, double.second);
             if let EvidenceOutcome::New(_) = self.on_evidence(evidence.clone()) {
                 out.push(Output::Evidence(Box::new(evidence)));
             }
+        } else if outcome == VoteOutcome::New {
+            // A vote for another version of a slot held here: fetch that version from the
+            // voter. If its leader signed both, the slot is a duplicate and the cluster
+            // must settle which version (if any) stands; without this, a node that never
+            // sees the other version could wait forever on a split it cannot see.
+            let (slot, id) = (vote.vote.slot, vote.vote.block_id);
+            let other = self.blocks.get(&slot).is_some_and(|b| b.id() != id);
+            let known = self
+                .duplicates
+                .get(&slot)
+                .is_some_and(|d| d.versions.contains_key(&id));
+            if other && !known && !self.dead.contains(&(slot, id)) {
+                out.push(Output::Repair {
+                    slot,
+                    hint: Some(vote.vote.voter),
+                });
+            }
         }
         self.fork_choice
-            .add_vote(vote.vote.voter, vote.vote.slot, stake);
+            .add_vote(vote.vote.voter, vote.vote.slot, vote.vote.block_id, stake);
         if let Some(r) = vote.vote.root {
             self.roots.observe(vote.vote.voter, r, stake);
         }
         let slot = vote.vote.slot;
-        if slot > self.root() && !self.blocks.contains_key(&slot) && !self.dead.contains(&slot) {
+        if slot > self.root()
+            && !self.blocks.contains_key(&slot)
+            && !self.dead.contains(&(slot, vote.vote.block_id))
+        {
             out.push(Output::Repair {
                 slot,
                 hint: from.or(Some(vote.vote.voter)),
             });
         }
+        self.resolve_duplicates(&mut out);
         out
     }
 
@@ -400,6 +690,17 @@ impl Validator {
             Ok(o) => o,
             Err(e) => return EvidenceOutcome::Invalid(e),
         };
+        if let Evidence::DuplicateBlock { slot, .. } = evidence {
+            // Proven: the slot is no candidate until a version is confirmed (settled on
+            // the next vote or block, see `resolve_duplicates`).
+            if slot > self.root()
+                && !self.duplicates.contains_key(&slot)
+                && self.duplicates.len() < MAX_DUPLICATE_SLOTS
+            {
+                self.duplicates.insert(slot, Duplicate::default());
+                self.fork_choice.mark_duplicate(slot);
+            }
+        }
         if self.evidence.contains_key(&offense) {
             return EvidenceOutcome::Known(offense);
         }
@@ -490,13 +791,17 @@ impl Validator {
     // ---- voting -------------------------------------------------------------------
 
     fn consider_vote(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        self.resolve_duplicates(out);
         let total = self.total_stake();
         let best = self.fork_choice.best_slot();
         let last = self.tower.last_voted_slot();
         let mut candidate = best;
+        // Leaving a fork the cluster cannot settle on (an unconfirmed duplicate slot on
+        // it) needs no switch proof: nobody can build lockout there. Lockouts still bind.
         if let Some(last) = last
             && self.fork_choice.contains(last)
             && !self.fork_choice.is_ancestor_or_self(last, best)
+            && !self.fork_choice.on_unusable_fork(last)
         {
             // Switching forks needs proof that the cluster moved (38% elsewhere);
             // without it, keep building lockout on our own fork.
@@ -545,7 +850,8 @@ impl Validator {
         self.last_vote = Some(vote);
         let stake = self.stake_of(&vote.vote.voter);
         self.votes.add(Arc::new(vote), stake);
-        self.fork_choice.add_vote(vote.vote.voter, slot, stake);
+        self.fork_choice
+            .add_vote(vote.vote.voter, slot, block_id, stake);
         if let Some(root) = new_root {
             self.set_root(root, out);
         }
@@ -582,7 +888,8 @@ impl Validator {
                 self.votes.prune_below(root);
                 self.blocks = self.blocks.split_off(&(root + 1));
                 self.orphans = self.orphans.split_off(&root);
-                self.dead = self.dead.split_off(&root);
+                self.dead.retain(|(s, _)| *s >= root);
+                self.duplicates = self.duplicates.split_off(&(root + 1));
                 let my_stake = self.stake_of(&self.identity.pubkey());
                 self.roots.observe(self.identity.pubkey(), root, my_stake);
                 let root_bank = self.forks.root_bank();

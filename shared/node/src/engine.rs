@@ -550,6 +550,37 @@ impl Engine {
                     self.shared.metrics.blocks_dead.inc();
                     warn!(slot, "dead block: {reason}");
                 }
+                Output::DuplicateSlot {
+                    slot,
+                    confirmed: None,
+                } => {
+                    self.shared.metrics.duplicate_slots.inc();
+                    warn!(
+                        slot,
+                        "the leader signed two versions of this slot; it is no candidate until one is confirmed"
+                    );
+                }
+                Output::DuplicateSlot {
+                    slot,
+                    confirmed: Some(id),
+                } => {
+                    info!(slot, block = %id.short(), "duplicate slot settled: the cluster confirmed one version")
+                }
+                Output::ReplacedVersion {
+                    slot,
+                    ours,
+                    confirmed,
+                    dropped,
+                } => {
+                    self.shared.metrics.versions_replaced.inc();
+                    warn!(
+                        slot,
+                        ours = %ours.short(),
+                        confirmed = %confirmed.short(),
+                        dropped = dropped.len(),
+                        "replaced our version of a duplicate slot with the one the cluster confirmed"
+                    );
+                }
                 Output::Frozen {
                     slot, bank_hash, ..
                 } => {

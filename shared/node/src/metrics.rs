@@ -41,6 +41,8 @@ pub struct Metrics {
     pub blocks_produced: Counter,
     pub blocks_replayed: Counter,
     pub blocks_dead: Counter,
+    pub duplicate_slots: Counter,
+    pub versions_replaced: Counter,
     pub roots: Counter,
     pub shreds_received: Counter,
     pub shreds_recovered: Counter,
@@ -83,6 +85,8 @@ impl Metrics {
             blocks_produced: Counter::default(),
             blocks_replayed: Counter::default(),
             blocks_dead: Counter::default(),
+            duplicate_slots: Counter::default(),
+            versions_replaced: Counter::default(),
             roots: Counter::default(),
             shreds_received: Counter::default(),
             shreds_recovered: Counter::default(),
@@ -172,6 +176,16 @@ impl Metrics {
             "blocks_dead",
             "Blocks that failed replay",
             m.blocks_dead.clone(),
+        );
+        registry.register(
+            "duplicate_slots",
+            "Slots whose leader signed more than one version, as this node learned",
+            m.duplicate_slots.clone(),
+        );
+        registry.register(
+            "versions_replaced",
+            "Times this node dropped its version of a duplicate slot for the one the cluster confirmed",
+            m.versions_replaced.clone(),
         );
         registry.register("roots", "Times this node's root moved", m.roots.clone());
         registry.register(

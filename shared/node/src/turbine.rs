@@ -119,9 +119,12 @@ impl Turbine {
         let me = self.identity.pubkey();
         // Shreds carry no sender identity: they are counted, charged and banned by source
         // address, here only (a spoofed address must not get a validator banned from
-        // gossip). Addresses of peers banned by the network layer are dropped as well.
+        // gossip). A network-layer ban (for gossip abuse) does not reach this far: a
+        // banned validator's blocks are still valid consensus data, and dropping them
+        // would turn its every leader slot into a skipped one for the whole cluster.
+        // Peers on the operator's block list are dropped.
         let mut guard: Guard<SocketAddr> = Guard::new(self.shred_rate_limit);
-        let mut banned_peers: HashSet<SocketAddr> = HashSet::new();
+        let mut blocked_peers: HashSet<SocketAddr> = HashSet::new();
         let mut refreshed = Instant::now();
         loop {
             let (len, from) = match self.socket.recv_from(&mut buf).await {
@@ -134,10 +137,10 @@ impl Turbine {
             let now = tokio::time::Instant::now();
             if refreshed.elapsed() >= Duration::from_secs(1) {
                 refreshed = Instant::now();
-                banned_peers = self.banned_shred_addrs();
+                blocked_peers = self.blocked_shred_addrs();
                 guard.prune(now);
             }
-            if banned_peers.contains(&from) {
+            if blocked_peers.contains(&from) {
                 self.shared.metrics.shreds_rate_limited.inc();
                 continue;
             }
@@ -241,8 +244,8 @@ impl Turbine {
         }
     }
 
-    /// The shred addresses of peers the network layer has banned, now.
-    fn banned_shred_addrs(&self) -> HashSet<SocketAddr> {
+    /// The shred addresses of peers on the operator's block list, now.
+    fn blocked_shred_addrs(&self) -> HashSet<SocketAddr> {
         let now = Instant::now();
         self.shared
             .peers
@@ -250,10 +253,7 @@ impl Turbine {
             .map(|peers| {
                 peers
                     .values()
-                    .filter(|p| {
-                        p.banned_until.is_some_and(|(t, _)| t > now)
-                            || p.blocked_until.is_some_and(|t| t > now)
-                    })
+                    .filter(|p| p.blocked_until.is_some_and(|t| t > now))
                     .filter_map(|p| p.shred_addr)
                     .collect()
             })

@@ -148,6 +148,24 @@ impl BankForks {
         out
     }
 
+    /// Drops the bank of `slot` and every bank descending from it: a version of `slot`
+    /// being replaced by another its leader also signed. The root cannot be removed.
+    /// Returns the removed slots, ascending.
+    pub fn remove_subtree(&mut self, slot: Slot) -> Vec<Slot> {
+        if slot == self.root.slot() || !self.banks.contains_key(&slot) {
+            return Vec::new();
+        }
+        let removed = std::iter::once(slot)
+            .chain(self.descendants(slot))
+            .collect::<Vec<_>>();
+        for s in &removed {
+            self.banks.remove(s);
+        }
+        let mut removed = removed;
+        removed.sort_unstable();
+        removed
+    }
+
     /// Banks no other bank builds on: the tips of the forks, ascending.
     pub fn leaves(&self) -> Vec<Slot> {
         let parents: BTreeSet<Slot> = self

@@ -151,3 +151,23 @@ fn a_long_fork_rooted_step_by_step_keeps_its_state() {
     assert_eq!(total, 8_000, "transfers and fees conserve the supply");
     assert_eq!(forks.ancestors(80).len(), 32);
 }
+
+#[test]
+fn removing_a_version_drops_its_fork_and_lets_another_version_in() {
+    let (mut forks, keys) = tree();
+    assert!(forks.remove_subtree(0).is_empty(), "the root stays");
+    assert_eq!(forks.remove_subtree(2), vec![2, 4, 5]);
+    assert_eq!(forks.slots(), vec![0, 1, 3]);
+    // Another version of slot 2 (a different transfer) takes the slot, with children.
+    let b1 = forks.get(1).expect("1");
+    let other = forks
+        .insert(pay(&b1, 2, &keys[1], &keys[3], 20))
+        .expect("the other version");
+    forks
+        .insert(pay(&other, 4, &keys[3], &keys[0], 1))
+        .expect("a child of the other version");
+    assert_eq!(forks.descendants(1), vec![2, 4]);
+    let changes = forks.set_root(4).expect("root");
+    assert_eq!(changes.rooted, vec![1, 2, 4]);
+    assert_eq!(forks.root_bank().balance(&keys[3].pubkey()), 1_018);
+}

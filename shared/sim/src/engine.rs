@@ -16,6 +16,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::SimConfig;
 use crate::report::{LatencyStats, NodeReport, SimReport};
+use crate::spec::FaultKind;
 
 /// Something on the wire between two nodes.
 #[derive(Debug, Clone)]
@@ -26,6 +27,9 @@ enum Message {
     Blocks(Vec<Arc<Block>>),
     Vote(Arc<SignedVote>),
     Repair(Slot),
+    /// Two versions of one slot signed by its leader: the simulator's stand-in for the
+    /// duplicate-block evidence real nodes gossip.
+    Duplicate(Vec<Arc<Block>>),
 }
 
 /// Most blocks one repair answer carries.
@@ -63,6 +67,9 @@ struct Node {
     finalized: Slot,
     votes_cast: u64,
     double_votes_seen: u64,
+    duplicate_slots_seen: u64,
+    versions_replaced: u64,
+    fault: Option<FaultKind>,
     persisted: Persisted,
 }
 
@@ -88,6 +95,8 @@ pub(crate) struct Simulation {
     finalize_ms: Vec<u64>,
     messages_sent: u64,
     messages_dropped: u64,
+    /// Messages from faulty nodes that receivers refused (broken signatures).
+    messages_rejected: u64,
 }
 
 impl Simulation {
@@ -128,9 +137,12 @@ impl Simulation {
                 .collect(),
         };
         let schedule_bank = Bank::new_genesis(&genesis).expect("the simulator's genesis is valid");
+        let faults: BTreeMap<usize, FaultKind> =
+            config.faults.iter().map(|f| (f.node, f.kind)).collect();
         let nodes = keypairs
             .iter()
-            .map(|k| {
+            .enumerate()
+            .map(|(i, k)| {
                 let validator = Validator::new(k.clone(), &genesis).expect("valid genesis");
                 let root_bank = validator.root_bank();
                 Node {
@@ -142,6 +154,9 @@ impl Simulation {
                     finalized: 0,
                     votes_cast: 0,
                     double_votes_seen: 0,
+                    duplicate_slots_seen: 0,
+                    versions_replaced: 0,
+                    fault: faults.get(&i).copied(),
                     persisted: Persisted {
                         tower: None,
                         root_bank,
@@ -176,6 +191,7 @@ impl Simulation {
             finalize_ms: Vec::new(),
             messages_sent: 0,
             messages_dropped: 0,
+            messages_rejected: 0,
         }
     }
 
@@ -255,10 +271,18 @@ impl Simulation {
                 Output::SendVote(v) => {
                     self.nodes[n].votes_cast += 1;
                     self.broadcast(n, &Message::Vote(Arc::new(v)));
+                    if self.nodes[n].fault == Some(FaultKind::DoubleVote) {
+                        let twin = self.twin_vote(n, &v);
+                        self.broadcast(n, &Message::Vote(Arc::new(twin)));
+                    }
                 }
                 Output::SendBlock(b) => {
                     self.produced.insert(b.header.slot, b.id());
-                    self.broadcast(n, &Message::Block(b));
+                    match self.nodes[n].fault {
+                        Some(FaultKind::WithholdShreds) => {}
+                        Some(FaultKind::Equivocate) => self.equivocate(n, b),
+                        _ => self.broadcast(n, &Message::Block(b)),
+                    }
                 }
                 Output::StoreBlock(b) => {
                     self.nodes[n].persisted.blocks.insert(b.header.slot, b);
@@ -274,6 +298,20 @@ impl Simulation {
                 }
                 Output::Rooted { changes, chain, .. } => self.on_rooted(n, changes.slot, chain),
                 Output::Evidence(_) => self.nodes[n].double_votes_seen += 1,
+                Output::DuplicateSlot { slot, confirmed } => {
+                    if confirmed.is_none() {
+                        self.nodes[n].duplicate_slots_seen += 1;
+                        let versions = self.nodes[n]
+                            .validator
+                            .as_ref()
+                            .map(|v| v.duplicate_versions(slot))
+                            .unwrap_or_default();
+                        if versions.len() >= 2 {
+                            self.broadcast(n, &Message::Duplicate(versions));
+                        }
+                    }
+                }
+                Output::ReplacedVersion { .. } => self.nodes[n].versions_replaced += 1,
                 Output::DeadBlock { .. } | Output::Frozen { .. } => {}
                 Output::Commitment(c) => self.on_commitment(n, c.confirmed, c.finalized),
             }
@@ -292,6 +330,85 @@ impl Simulation {
     }
 
     // ---- faults -------------------------------------------------------------------
+
+    /// Fault `double-vote`: the same vote, signed for another block of its slot.
+    fn twin_vote(&self, n: usize, v: &SignedVote) -> SignedVote {
+        let mut vote = v.vote;
+        vote.block_id = bb_core::hashv(&[b"twin", &v.vote.block_id.0]);
+        vote.bank_hash = bb_core::hashv(&[b"twin", &v.vote.bank_hash.0]);
+        vote.sign(&self.nodes[n].keypair)
+    }
+
+    /// Fault `equivocate`: a second version of `block` (no transactions, built on its
+    /// parent's parent), and each peer gets one of the two at random.
+    fn equivocate(&mut self, n: usize, block: Arc<Block>) {
+        let slot = block.header.slot;
+        let twin = self.nodes[n]
+            .validator
+            .as_ref()
+            .and_then(|v| v.bank(block.header.parent_slot))
+            .and_then(|parent| parent.parent())
+            .and_then(|grand| {
+                bb_runtime::produce_block_with_evidence(
+                    &grand,
+                    &self.nodes[n].keypair,
+                    slot,
+                    &[],
+                    &[],
+                )
+                .ok()
+            })
+            .map(|p| Arc::new(p.block));
+        let Some(twin) = twin else {
+            self.broadcast(n, &Message::Block(block));
+            return;
+        };
+        for to in 0..self.nodes.len() {
+            if to != n {
+                let version = if self.rng.random::<bool>() {
+                    block.clone()
+                } else {
+                    twin.clone()
+                };
+                self.send(n, to, Message::Block(version));
+            }
+        }
+    }
+
+    /// Faults `garbage` and `flood:RATE`, once a slot.
+    fn misbehave(&mut self, n: usize, slot: Slot) {
+        let Some(fault) = self.nodes[n].fault else {
+            return;
+        };
+        let latest = self.nodes[n]
+            .validator
+            .as_ref()
+            .and_then(Validator::last_vote);
+        match fault {
+            FaultKind::Garbage => {
+                if let Some(mut v) = latest {
+                    v.signature.0[0] ^= 0xff;
+                    self.broadcast(n, &Message::Vote(Arc::new(v)));
+                }
+                let stored = self.nodes[n].persisted.blocks.values().next_back().cloned();
+                if let Some(b) = stored {
+                    let mut forged = (*b).clone();
+                    forged.header.tick_count ^= 1 + slot;
+                    self.broadcast(n, &Message::Block(Arc::new(forged)));
+                }
+            }
+            FaultKind::Flood(rate) => {
+                if let Some(v) = latest {
+                    let copies = (u64::from(rate) * self.config.slot_ms / 1000).max(1);
+                    let v = Message::Vote(Arc::new(v));
+                    for _ in 0..copies {
+                        self.broadcast(n, &v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 
     fn apply_crashes(&mut self, slot: Slot) {
         let crashes = self.config.crashes.clone();
@@ -398,6 +515,7 @@ impl Simulation {
                 self.broadcast(n, &Message::Vote(Arc::new(v)));
             }
             self.with_validator(n, |v, now| v.poll_vote(now));
+            self.misbehave(n, slot);
         }
     }
 
@@ -444,11 +562,18 @@ impl Simulation {
                 self.with_validator(to, |v, _| v.on_block(block, Some(from_key)))
             }
             Message::Vote(vote) => {
+                if self.nodes[from].fault.is_some() && vote.verify().is_err() {
+                    self.messages_rejected += 1;
+                    return;
+                }
                 self.with_validator(to, |v, _| v.on_vote(vote, Some(from_key)));
                 if !self.nodes[to].check_pending {
                     self.nodes[to].check_pending = true;
                     self.schedule(self.now + 20, Event::Check(to));
                 }
+            }
+            Message::Duplicate(versions) => {
+                self.with_validator(to, |v, _| v.on_duplicate_proof(versions))
             }
             Message::Blocks(blocks) => {
                 for block in blocks {
@@ -567,6 +692,9 @@ impl Simulation {
                 finalized: n.finalized,
                 votes_cast: n.votes_cast,
                 double_votes_seen: n.double_votes_seen,
+                duplicate_slots_seen: n.duplicate_slots_seen,
+                versions_replaced: n.versions_replaced,
+                fault: n.fault.map(|f| f.to_string()),
             })
             .collect();
         let mut digest_input = Vec::new();
@@ -602,6 +730,7 @@ impl Simulation {
             finalized_after_faults: finalized_max > last_fault_end,
             messages_sent: self.messages_sent,
             messages_dropped: self.messages_dropped,
+            messages_rejected: self.messages_rejected,
             messages_per_node_per_slot: self.messages_sent as f64
                 / (self.config.nodes.max(1) as f64 * self.config.slots.max(1) as f64),
             digest: bb_core::hash(&digest_input).to_string(),

@@ -50,7 +50,14 @@ pub struct NodeReport {
     pub confirmed: Slot,
     pub finalized: Slot,
     pub votes_cast: u64,
+    /// Double votes by others this node caught (and turned into evidence).
     pub double_votes_seen: u64,
+    /// Slots this node learned had two versions signed by their leader.
+    pub duplicate_slots_seen: u64,
+    /// Times this node dropped its version of a duplicate slot for the confirmed one.
+    pub versions_replaced: u64,
+    /// The fault this node ran (`--fault`), if any.
+    pub fault: Option<String>,
 }
 
 /// The whole run.
@@ -77,6 +84,8 @@ pub struct SimReport {
     pub finalized_after_faults: bool,
     pub messages_sent: u64,
     pub messages_dropped: u64,
+    /// Messages from faulty nodes that receivers refused (broken signatures).
+    pub messages_rejected: u64,
     pub messages_per_node_per_slot: f64,
     /// A hash of every rooted block and every node's root, bank hash and finalized slot.
     pub digest: String,
@@ -109,8 +118,11 @@ impl SimReport {
         }
         let _ = writeln!(
             s,
-            "messages: {} sent, {} dropped, {:.1} per node per slot",
-            self.messages_sent, self.messages_dropped, self.messages_per_node_per_slot
+            "messages: {} sent, {} dropped, {} refused, {:.1} per node per slot",
+            self.messages_sent,
+            self.messages_dropped,
+            self.messages_rejected,
+            self.messages_per_node_per_slot
         );
         if self.safety_violations.is_empty() {
             let _ = writeln!(s, "safety: no violations");
@@ -132,16 +144,30 @@ impl SimReport {
                 }
             );
         }
+        let faulty = self.nodes.iter().any(|n| n.fault.is_some());
+        if faulty {
+            let _ = writeln!(
+                s,
+                "byzantine: {} double votes caught, {} duplicate slots seen, {} versions replaced (summed over nodes)",
+                self.nodes.iter().map(|n| n.double_votes_seen).sum::<u64>(),
+                self.nodes
+                    .iter()
+                    .map(|n| n.duplicate_slots_seen)
+                    .sum::<u64>(),
+                self.nodes.iter().map(|n| n.versions_replaced).sum::<u64>(),
+            );
+        }
         let _ = writeln!(
             s,
             "{:>4} {:<10} {:>6} {:>6} {:>9} {:>9} {:>6} {:<8}",
             "node", "identity", "stake", "root", "confirmed", "finalized", "votes", "state"
         );
         for n in &self.nodes {
-            let state = match (n.alive_at_end, n.crashed) {
-                (true, false) => "up",
-                (true, true) => "restarted",
-                (false, _) => "down",
+            let state = match (n.alive_at_end, n.crashed, &n.fault) {
+                (_, _, Some(f)) => f.as_str(),
+                (true, false, _) => "up",
+                (true, true, _) => "restarted",
+                (false, _, _) => "down",
             };
             let _ = writeln!(
                 s,

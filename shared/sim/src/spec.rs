@@ -6,6 +6,9 @@
 //! - Crash: `NODE@AT[-RESTART]`: node `NODE` stops at slot `AT` and, if given, comes back
 //!   at slot `RESTART` with what it had persisted (its ledger and tower): `2@30-60`.
 //! - Latency: `A-B` milliseconds, uniform per message: `50-150`.
+//! - Fault: `NODE=KIND[:ARG]`, a byzantine node for the whole run: `3=equivocate`,
+//!   `1=flood:1000`. Kinds: `double-vote`, `equivocate`, `withhold-shreds`, `garbage`,
+//!   `flood:RATE` (see [`FaultKind`]).
 
 use std::str::FromStr;
 
@@ -33,6 +36,44 @@ pub struct CrashSpec {
 pub struct LatencyRange {
     pub min_ms: u64,
     pub max_ms: u64,
+}
+
+/// A byzantine behaviour, as `bb-localnet up --fault` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Every vote is followed by a signed twin for another block of the same slot.
+    DoubleVote,
+    /// As leader, sign a second version of each block (built on the parent's parent) and
+    /// send each peer one of the two at random.
+    Equivocate,
+    /// As leader, send nobody the block (it stands for too few shreds to rebuild it); it
+    /// is still served to repair requests, as a real node's ledger would.
+    WithholdShreds,
+    /// Each slot, send every peer a vote with a broken signature and a copy of a block
+    /// with a broken signature.
+    Garbage,
+    /// Each slot, send every peer `RATE` per second of copies of the latest vote.
+    Flood(u32),
+}
+
+/// One node running one fault for the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FaultSpec {
+    pub node: usize,
+    pub kind: FaultKind,
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultKind::DoubleVote => write!(f, "double-vote"),
+            FaultKind::Equivocate => write!(f, "equivocate"),
+            FaultKind::WithholdShreds => write!(f, "withhold-shreds"),
+            FaultKind::Garbage => write!(f, "garbage"),
+            FaultKind::Flood(rate) => write!(f, "flood:{rate}"),
+        }
+    }
 }
 
 /// Why a spec did not parse.
@@ -129,6 +170,47 @@ impl FromStr for LatencyRange {
     }
 }
 
+impl FromStr for FaultSpec {
+    type Err = SpecError;
+    fn from_str(spec: &str) -> Result<Self, SpecError> {
+        let (node, kind) = spec.split_once('=').ok_or_else(|| {
+            SpecError(format!(
+                "'{spec}': a fault is NODE=KIND[:ARG], like 3=equivocate or 1=flood:1000"
+            ))
+        })?;
+        let node = num(node, "node", spec)?;
+        let (name, arg) = kind.split_once(':').unwrap_or((kind, ""));
+        let no_arg = |k: FaultKind| {
+            if arg.is_empty() {
+                Ok(k)
+            } else {
+                Err(SpecError(format!("'{spec}': {name} takes no argument")))
+            }
+        };
+        let kind = match name {
+            "double-vote" => no_arg(FaultKind::DoubleVote)?,
+            "equivocate" => no_arg(FaultKind::Equivocate)?,
+            "withhold-shreds" => no_arg(FaultKind::WithholdShreds)?,
+            "garbage" => no_arg(FaultKind::Garbage)?,
+            "flood" => {
+                let rate: u32 = num(arg, "flood rate", spec)?;
+                if rate == 0 || rate > 100_000 {
+                    return Err(SpecError(format!(
+                        "'{spec}': flood rate must be 1 to 100000 per second"
+                    )));
+                }
+                FaultKind::Flood(rate)
+            }
+            other => {
+                return Err(SpecError(format!(
+                    "'{spec}': unknown fault '{other}' (double-vote, equivocate, withhold-shreds, garbage, flood:RATE)"
+                )));
+            }
+        };
+        Ok(FaultSpec { node, kind })
+    }
+}
+
 impl PartitionSpec {
     /// Checks node indices against the cluster size.
     pub fn validate(&self, nodes: usize) -> Result<(), SpecError> {
@@ -174,6 +256,14 @@ mod tests {
         assert_eq!(c.restart, None);
         let l: LatencyRange = "50-150".parse().unwrap();
         assert_eq!((l.min_ms, l.max_ms), (50, 150));
+        let f: FaultSpec = "3=equivocate".parse().unwrap();
+        assert_eq!((f.node, f.kind), (3, FaultKind::Equivocate));
+        let f: FaultSpec = "1=flood:1000".parse().unwrap();
+        assert_eq!(f.kind, FaultKind::Flood(1000));
+        for k in ["double-vote", "withhold-shreds", "garbage", "flood:7"] {
+            let f: FaultSpec = format!("0={k}").parse().unwrap();
+            assert_eq!(f.kind.to_string(), k);
+        }
     }
 
     #[test]
@@ -195,5 +285,16 @@ mod tests {
         assert!("0@5-5".parse::<PartitionSpec>().is_err());
         assert!("2".parse::<CrashSpec>().is_err());
         assert!("9-1".parse::<LatencyRange>().is_err());
+        for bad in [
+            "equivocate",
+            "1=",
+            "1=nap",
+            "1=garbage:2",
+            "1=flood",
+            "1=flood:0",
+            "x=garbage",
+        ] {
+            assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
+        }
     }
 }

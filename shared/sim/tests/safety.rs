@@ -1,7 +1,7 @@
 //! Hundreds of seeded clusters with faults: no two honest nodes ever root conflicting
 //! blocks, and finalization resumes once the faults end.
 
-use bb_sim::{CrashSpec, LatencyRange, PartitionSpec, SimConfig};
+use bb_sim::{CrashSpec, FaultKind, FaultSpec, LatencyRange, PartitionSpec, SimConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -146,5 +146,91 @@ fn a_crashed_leader_costs_only_its_slots() {
                 .all(|n| n.finalized > 60),
         "{}",
         r.to_text()
+    );
+}
+
+/// A cluster of 4-8 equal-stake nodes where one node is byzantine for the whole run (one
+/// of every fault kind, by seed), with up to 5% loss and latency up to 150 ms.
+fn byzantine_config(seed: u64) -> SimConfig {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xb12a);
+    let nodes = rng.random_range(4..=8usize);
+    let kinds = [
+        FaultKind::Equivocate,
+        FaultKind::DoubleVote,
+        FaultKind::WithholdShreds,
+        FaultKind::Garbage,
+        FaultKind::Flood(500),
+    ];
+    let kind = kinds[(seed % kinds.len() as u64) as usize];
+    SimConfig {
+        loss: rng.random_range(0.0..0.05),
+        latency: LatencyRange {
+            min_ms: 20,
+            max_ms: rng.random_range(20..150u64),
+        },
+        faults: vec![FaultSpec {
+            node: rng.random_range(0..nodes),
+            kind,
+        }],
+        txs_per_block: 1,
+        ..SimConfig::new(nodes, 200, seed)
+    }
+}
+
+#[test]
+fn one_byzantine_node_of_any_kind_breaks_neither_safety_nor_finality() {
+    let range = std::env::var("BB_SIM_BYZANTINE_SEEDS").ok().and_then(|r| {
+        let (a, b) = r.split_once("..")?;
+        Some(a.parse::<u64>().ok()?..b.parse::<u64>().ok()?)
+    });
+    let seeds: Vec<u64> = range.unwrap_or(0..20).collect();
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let chunks: Vec<&[u64]> = seeds.chunks(seeds.len().div_ceil(2)).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                s.spawn(move || {
+                    let mut bad = Vec::new();
+                    for &seed in chunk {
+                        let config = byzantine_config(seed);
+                        let fault = config.faults[0];
+                        let report = bb_sim::run(config.clone()).expect("valid config");
+                        let honest: Vec<_> =
+                            report.nodes.iter().filter(|n| n.fault.is_none()).collect();
+                        let lowest = honest.iter().map(|n| n.finalized).min().unwrap_or(0);
+                        let noticed = match fault.kind {
+                            FaultKind::Equivocate => {
+                                honest.iter().map(|n| n.duplicate_slots_seen).sum::<u64>() > 0
+                            }
+                            FaultKind::DoubleVote => honest.iter().all(|n| n.double_votes_seen > 0),
+                            FaultKind::Garbage => report.messages_rejected > 0,
+                            _ => true,
+                        };
+                        if !report.safety_violations.is_empty()
+                            || lowest < config.slots / 3
+                            || !noticed
+                        {
+                            bad.push(format!(
+                                "seed {seed} ({} on node {}): lowest honest finalized {lowest}, noticed {noticed}\n{}",
+                                fault.kind,
+                                fault.node,
+                                report.to_text()
+                            ));
+                        }
+                    }
+                    bad
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} failing seeds:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }
