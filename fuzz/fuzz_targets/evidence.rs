@@ -1,6 +1,7 @@
 //! `Evidence::from_bytes`: slashing evidence arrives by gossip from anyone (and inside
-//! blocks, which the `block` target covers). Evidence that verifies names the offense its
-//! votes prove.
+//! blocks, which the `block` target covers). Evidence that verifies (with the one check
+//! nodes run, `bb_runtime::verify_evidence`, shreds included) names the offense it proves,
+//! and only its canonical order verifies: one proof has one encoding.
 #![no_main]
 
 use bb_core::Evidence;
@@ -23,10 +24,32 @@ fn check(data: &[u8]) {
     let Some(evidence) = canonical_round_trip::<Evidence>(data) else {
         return;
     };
-    if let Ok(offense) = evidence.verify() {
-        assert_eq!(offense, evidence.offense());
-        if let Evidence::DoubleVote { first, second } = evidence {
-            assert_eq!(Evidence::double_vote(second, first).verify(), Ok(offense));
+    let Ok(offense) = bb_runtime::verify_evidence(&evidence) else {
+        return;
+    };
+    assert_eq!(offense, evidence.offense());
+    let swapped = match evidence {
+        Evidence::DoubleVote { first, second } => {
+            assert_eq!(
+                Evidence::double_vote(second, first),
+                Evidence::DoubleVote { first, second }
+            );
+            Evidence::DoubleVote {
+                first: second,
+                second: first,
+            }
         }
-    }
+        Evidence::DuplicateBlock {
+            leader,
+            slot,
+            first,
+            second,
+        } => Evidence::DuplicateBlock {
+            leader,
+            slot,
+            first: second,
+            second: first,
+        },
+    };
+    assert!(bb_runtime::verify_evidence(&swapped).is_err());
 }

@@ -103,6 +103,8 @@ pub enum EvidenceError {
     SameBlock,
     #[error("a vote's signature does not verify")]
     BadSignature,
+    #[error("the two parts are not in canonical order (the lesser encoding first)")]
+    NotCanonical,
     #[error("the shreds do not prove a duplicate block: {0}")]
     Shreds(String),
     #[error(
@@ -160,6 +162,9 @@ impl Evidence {
                 {
                     return Err(EvidenceError::Shreds("a shred is oversized".into()));
                 }
+                if first > second {
+                    return Err(EvidenceError::NotCanonical);
+                }
                 return Err(EvidenceError::NeedsShredCheck);
             }
             Evidence::DoubleVote { first, second } => {
@@ -172,6 +177,11 @@ impl Evidence {
                 }
                 if a.block_id == b.block_id {
                     return Err(EvidenceError::SameBlock);
+                }
+                // One proof, one encoding: a peer cannot resend the same proof as a
+                // second, differently hashed message.
+                if first.to_bytes() > second.to_bytes() {
+                    return Err(EvidenceError::NotCanonical);
                 }
                 if first.verify().is_err() || second.verify().is_err() {
                     return Err(EvidenceError::BadSignature);
@@ -203,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn a_double_vote_verifies_in_either_order_and_round_trips() {
+    fn a_double_vote_is_built_in_one_order_verifies_and_round_trips() {
         let k = Keypair::from_seed(&[1; 32]);
         let (a, b) = (vote(&k, 9, 1), vote(&k, 9, 2));
         let ev = Evidence::double_vote(a, b);
@@ -211,7 +221,16 @@ mod tests {
         let offense = ev.verify().unwrap();
         assert_eq!(offense.offender, k.pubkey());
         assert_eq!(offense.slot, 9);
-        assert_eq!(Evidence::from_bytes(&ev.to_bytes()), Ok(ev));
+        assert_eq!(Evidence::from_bytes(&ev.to_bytes()), Ok(ev.clone()));
+        // The same proof the other way round is refused: one proof, one message.
+        let Evidence::DoubleVote { first, second } = ev else {
+            panic!("a double vote");
+        };
+        let swapped = Evidence::DoubleVote {
+            first: second,
+            second: first,
+        };
+        assert_eq!(swapped.verify(), Err(EvidenceError::NotCanonical));
     }
 
     #[test]

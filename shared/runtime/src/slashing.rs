@@ -71,6 +71,9 @@ pub fn verify_evidence(evidence: &Evidence) -> Result<Offense, EvidenceError> {
             if first == second {
                 return Err(EvidenceError::Shreds("the two shreds are the same".into()));
             }
+            if first > second {
+                return Err(EvidenceError::NotCanonical);
+            }
             bb_turbine::verify_conflict(leader, *slot, first, second)
                 .map_err(|e| EvidenceError::Shreds(e.to_string()))?;
             Ok(evidence.offense())

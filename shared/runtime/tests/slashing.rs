@@ -238,6 +238,20 @@ fn two_signed_versions_of_a_block_are_slashable_and_forgeries_are_not() {
         second: one.clone(),
     };
     assert!(bb_runtime::verify_evidence(&same).is_err());
+    let Evidence::DuplicateBlock { first, second, .. } = evidence.clone() else {
+        panic!("a duplicate block");
+    };
+    let swapped = Evidence::DuplicateBlock {
+        leader: a.pubkey(),
+        slot: 3,
+        first: second,
+        second: first,
+    };
+    assert_eq!(
+        bb_runtime::verify_evidence(&swapped),
+        Err(bb_core::EvidenceError::NotCanonical),
+        "one proof, one encoding"
+    );
     let framed = Evidence::duplicate_block(b.pubkey(), 3, one.clone(), two.clone());
     assert!(bb_runtime::verify_evidence(&framed).is_err());
     let other_slot = Evidence::duplicate_block(a.pubkey(), 4, one.clone(), two.clone());
