@@ -37,7 +37,7 @@ pub const SPARE_STAKE: u64 = DEFAULT_STAKE / 10;
 /// Funded keys written to `D/faucet/`.
 pub const FAUCET_KEYS: usize = 4;
 pub const FAUCET_BALANCE: u64 = 1 << 40;
-pub const MAX_NODES: usize = 64;
+pub const MAX_NODES: usize = 128;
 /// PoH and leader-rotation parameters of every genesis bb-localnet writes (`up` and
 /// `genesis`): a testnet and a localnet with the same slot length behave alike.
 pub(crate) const TICKS_PER_SLOT: u64 = 8;
