@@ -108,6 +108,15 @@ struct Duplicate {
     confirmed: Option<Hash>,
 }
 
+impl Duplicate {
+    /// Keeps `block` among the versions, unless [`MAX_VERSIONS`] are held already.
+    fn keep(&mut self, block: Arc<Block>) {
+        if self.versions.len() < MAX_VERSIONS {
+            self.versions.entry(block.id()).or_insert(block);
+        }
+    }
+}
+
 /// Why a validator could not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
@@ -487,11 +496,7 @@ impl Validator {
         }
         self.note_duplicate(slot, out);
         if let Some(d) = self.duplicates.get_mut(&slot) {
-            for (id, b) in signed {
-                if d.versions.len() < MAX_VERSIONS {
-                    d.versions.entry(id).or_insert(b);
-                }
-            }
+            signed.into_values().for_each(|b| d.keep(b));
         }
         self.resolve_duplicate(slot, out);
     }
@@ -515,20 +520,31 @@ impl Validator {
             .unwrap_or_default()
     }
 
-    /// Records that `slot`'s leader signed more than one version (proven by the caller).
+    /// Records that `slot`'s leader signed more than one version (proven by the caller),
+    /// and reports it.
     fn note_duplicate(&mut self, slot: Slot, out: &mut Vec<Output>) {
-        if slot <= self.root()
-            || self.duplicates.contains_key(&slot)
-            || self.duplicates.len() >= MAX_DUPLICATE_SLOTS
-        {
+        if !self.mark_duplicate(slot) {
             return;
         }
-        self.duplicates.insert(slot, Duplicate::default());
-        self.fork_choice.mark_duplicate(slot);
         out.push(Output::DuplicateSlot {
             slot,
             confirmed: None,
         });
+    }
+
+    /// Starts tracking `slot` as duplicate (no fork-choice candidate until a version is
+    /// confirmed). False if it is at or below the root, already tracked, or the tracking
+    /// is full.
+    fn mark_duplicate(&mut self, slot: Slot) -> bool {
+        if slot <= self.root()
+            || self.duplicates.contains_key(&slot)
+            || self.duplicates.len() >= MAX_DUPLICATE_SLOTS
+        {
+            return false;
+        }
+        self.duplicates.insert(slot, Duplicate::default());
+        self.fork_choice.mark_duplicate(slot);
+        true
     }
 
     /// Settles a duplicate slot once one version holds [`DUPLICATE_CONFIRMED_PERCENT`] of
@@ -576,10 +592,8 @@ impl Validator {
             if let Some(waiting) = self.orphans.get_mut(&held.header.parent_slot) {
                 waiting.retain(|b| b.header.slot != slot);
             }
-            if let Some(d) = self.duplicates.get_mut(&slot)
-                && d.versions.len() < MAX_VERSIONS
-            {
-                d.versions.entry(held.id()).or_insert(held);
+            if let Some(d) = self.duplicates.get_mut(&slot) {
+                d.keep(held);
             }
         }
         if let Some(id) = ours {
@@ -693,13 +707,7 @@ impl Validator {
         if let Evidence::DuplicateBlock { slot, .. } = evidence {
             // Proven: the slot is no candidate until a version is confirmed (settled on
             // the next vote or block, see `resolve_duplicates`).
-            if slot > self.root()
-                && !self.duplicates.contains_key(&slot)
-                && self.duplicates.len() < MAX_DUPLICATE_SLOTS
-            {
-                self.duplicates.insert(slot, Duplicate::default());
-                self.fork_choice.mark_duplicate(slot);
-            }
+            self.mark_duplicate(slot);
         }
         if self.evidence.contains_key(&offense) {
             return EvidenceOutcome::Known(offense);

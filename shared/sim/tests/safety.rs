@@ -54,37 +54,24 @@ fn faulty_config(seed: u64) -> SimConfig {
     }
 }
 
-#[test]
-fn no_safety_violation_and_finalization_resumes_across_hundreds_of_faulty_seeds() {
-    // BB_SIM_SEEDS=A..B runs another range (to replay a failure, or to soak longer).
-    let range = std::env::var("BB_SIM_SEEDS").ok().and_then(|r| {
+/// Runs `check` on every seed of the range in the environment variable `var` (`A..B`, to
+/// replay a failure or to soak longer), else of `default`, split over two threads, and
+/// fails with every complaint it returned.
+fn check_seeds(var: &str, default: std::ops::Range<u64>, check: fn(u64) -> Vec<String>) {
+    let range = std::env::var(var).ok().and_then(|r| {
         let (a, b) = r.split_once("..")?;
         Some(a.parse::<u64>().ok()?..b.parse::<u64>().ok()?)
     });
-    let seeds: Vec<u64> = range.unwrap_or(0..200).collect();
+    let seeds: Vec<u64> = range.unwrap_or(default).collect();
     let failures: Vec<String> = std::thread::scope(|s| {
-        let chunks: Vec<&[u64]> = seeds.chunks(seeds.len().div_ceil(2)).collect();
-        let handles: Vec<_> = chunks
-            .into_iter()
+        let handles: Vec<_> = seeds
+            .chunks(seeds.len().div_ceil(2))
             .map(|chunk| {
                 s.spawn(move || {
-                    let mut bad = Vec::new();
-                    for &seed in chunk {
-                        let config = faulty_config(seed);
-                        let report = bb_sim::run(config.clone()).expect("valid config");
-                        if !report.safety_violations.is_empty() {
-                            bad.push(format!("seed {seed}: safety {:?}", report.safety_violations));
-                        }
-                        if !report.finalized_after_faults {
-                            bad.push(format!(
-                                "seed {seed}: no finalization after faults ended at {} ({} nodes)\n{}",
-                                report.last_fault_end_slot,
-                                config.nodes,
-                                report.to_text()
-                            ));
-                        }
-                    }
-                    bad
+                    chunk
+                        .iter()
+                        .flat_map(|&seed| check(seed))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -99,6 +86,30 @@ fn no_safety_violation_and_finalization_resumes_across_hundreds_of_faulty_seeds(
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn no_safety_violation_and_finalization_resumes_across_hundreds_of_faulty_seeds() {
+    check_seeds("BB_SIM_SEEDS", 0..200, |seed| {
+        let mut bad = Vec::new();
+        let config = faulty_config(seed);
+        let report = bb_sim::run(config.clone()).expect("valid config");
+        if !report.safety_violations.is_empty() {
+            bad.push(format!(
+                "seed {seed}: safety {:?}",
+                report.safety_violations
+            ));
+        }
+        if !report.finalized_after_faults {
+            bad.push(format!(
+                "seed {seed}: no finalization after faults ended at {} ({} nodes)\n{}",
+                report.last_fault_end_slot,
+                config.nodes,
+                report.to_text()
+            ));
+        }
+        bad
+    });
 }
 
 #[test]
@@ -179,58 +190,26 @@ fn byzantine_config(seed: u64) -> SimConfig {
 
 #[test]
 fn one_byzantine_node_of_any_kind_breaks_neither_safety_nor_finality() {
-    let range = std::env::var("BB_SIM_BYZANTINE_SEEDS").ok().and_then(|r| {
-        let (a, b) = r.split_once("..")?;
-        Some(a.parse::<u64>().ok()?..b.parse::<u64>().ok()?)
+    check_seeds("BB_SIM_BYZANTINE_SEEDS", 0..20, |seed| {
+        let config = byzantine_config(seed);
+        let fault = config.faults[0];
+        let report = bb_sim::run(config.clone()).expect("valid config");
+        let honest: Vec<_> = report.nodes.iter().filter(|n| n.fault.is_none()).collect();
+        let lowest = honest.iter().map(|n| n.finalized).min().unwrap_or(0);
+        let noticed = match fault.kind {
+            FaultKind::Equivocate => honest.iter().map(|n| n.duplicate_slots_seen).sum::<u64>() > 0,
+            FaultKind::DoubleVote => honest.iter().all(|n| n.double_votes_seen > 0),
+            FaultKind::Garbage => report.messages_rejected > 0,
+            _ => true,
+        };
+        if report.safety_violations.is_empty() && lowest >= config.slots / 3 && noticed {
+            return Vec::new();
+        }
+        vec![format!(
+            "seed {seed} ({} on node {}): lowest honest finalized {lowest}, noticed {noticed}\n{}",
+            fault.kind,
+            fault.node,
+            report.to_text()
+        )]
     });
-    let seeds: Vec<u64> = range.unwrap_or(0..20).collect();
-    let failures: Vec<String> = std::thread::scope(|s| {
-        let chunks: Vec<&[u64]> = seeds.chunks(seeds.len().div_ceil(2)).collect();
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                s.spawn(move || {
-                    let mut bad = Vec::new();
-                    for &seed in chunk {
-                        let config = byzantine_config(seed);
-                        let fault = config.faults[0];
-                        let report = bb_sim::run(config.clone()).expect("valid config");
-                        let honest: Vec<_> =
-                            report.nodes.iter().filter(|n| n.fault.is_none()).collect();
-                        let lowest = honest.iter().map(|n| n.finalized).min().unwrap_or(0);
-                        let noticed = match fault.kind {
-                            FaultKind::Equivocate => {
-                                honest.iter().map(|n| n.duplicate_slots_seen).sum::<u64>() > 0
-                            }
-                            FaultKind::DoubleVote => honest.iter().all(|n| n.double_votes_seen > 0),
-                            FaultKind::Garbage => report.messages_rejected > 0,
-                            _ => true,
-                        };
-                        if !report.safety_violations.is_empty()
-                            || lowest < config.slots / 3
-                            || !noticed
-                        {
-                            bad.push(format!(
-                                "seed {seed} ({} on node {}): lowest honest finalized {lowest}, noticed {noticed}\n{}",
-                                fault.kind,
-                                fault.node,
-                                report.to_text()
-                            ));
-                        }
-                    }
-                    bad
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker"))
-            .collect()
-    });
-    assert!(
-        failures.is_empty(),
-        "{} failing seeds:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }
