@@ -42,6 +42,23 @@ pub struct NetConfig {
     /// Messages per second accepted from one peer, per kind (each gossip topic, requests);
     /// see [`crate::guard`].
     pub rate_limit: u32,
+    /// Who claims to have written a gossip message (see [`GossipAuthor`]).
+    pub gossip_author: GossipAuthor,
+}
+
+/// Reads who claims to have written a gossip message, without checking anything: the
+/// node verifies the payload's signature when it judges the message. Gossip travels in
+/// unsigned envelopes (checking an envelope signature on every relayed copy was most of
+/// an idle validator's CPU), so the payload's own signer is the only author there is. The
+/// network counts gossip against the claimed author's rate limit and drops what a banned
+/// author wrote; `None` (a payload with no single author, such as slashing evidence)
+/// counts it against the peer that sent it. The claim never costs the claimed author
+/// anything: only the peer that sent a message is blamed for it.
+pub type GossipAuthor = fn(Topic, &[u8]) -> Option<Pubkey>;
+
+/// A [`GossipAuthor`] for payloads that name no author: gossip is counted by sender.
+pub fn no_author(_: Topic, _: &[u8]) -> Option<Pubkey> {
+    None
 }
 
 impl fmt::Debug for NetConfig {
@@ -100,8 +117,9 @@ pub(crate) fn repair_protocol(genesis: &Hash) -> String {
 }
 
 /// Gossipsub's protocol prefix: a peer of another network cannot even join our gossip.
+/// The `unsigned` marks the envelope format: peers that sign envelopes cannot join.
 pub(crate) fn gossip_protocol_prefix(genesis: &Hash) -> String {
-    format!("/bb/{genesis}/meshsub")
+    format!("/bb/{genesis}/meshsub-unsigned")
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{NodeBehaviour, NodeBehaviourEvent};
 use crate::config::{
-    MAX_GOSSIP_BYTES, MAX_RESPONSE_BYTES, OTHER_NETWORK_BAN, REDIAL_INITIAL, REDIAL_MAX,
-    REQUEST_TIMEOUT, Topic, protocol_version,
+    GossipAuthor, MAX_GOSSIP_BYTES, MAX_RESPONSE_BYTES, OTHER_NETWORK_BAN, REDIAL_INITIAL,
+    REDIAL_MAX, REQUEST_TIMEOUT, Topic, protocol_version,
 };
 use crate::error::{NetError, RequestFailure};
 use crate::guard::{Ban, Guard, MessageKind, Misbehaviour, Verdict};
@@ -99,6 +99,8 @@ pub(crate) struct EventLoop {
     answers: FuturesUnordered<PendingAnswer>,
     /// Rate limits, demerits and bans.
     guard: Guard,
+    /// Reads the author a gossip payload claims, for counting.
+    gossip_author: GossipAuthor,
     /// Peers the operator blocked, until when.
     blocked: HashMap<PeerId, Instant>,
     /// Told once whether the first listener came up.
@@ -122,6 +124,7 @@ pub(crate) struct Setup {
     pub(crate) bootstrap: Vec<Multiaddr>,
     pub(crate) staked: Vec<Pubkey>,
     pub(crate) rate_limit: u32,
+    pub(crate) gossip_author: GossipAuthor,
     pub(crate) ready: oneshot::Sender<Result<(), NetError>>,
 }
 
@@ -151,6 +154,7 @@ impl EventLoop {
             requests: HashMap::new(),
             answers: FuturesUnordered::new(),
             guard: Guard::new(setup.rate_limit),
+            gossip_author: setup.gossip_author,
             blocked: HashMap::new(),
             ready: Some(setup.ready),
         };
@@ -210,7 +214,6 @@ impl EventLoop {
             Command::ReportValidation {
                 message_id,
                 from,
-                source,
                 acceptance,
             } => {
                 let Some(peer) = peer_id_of(&from) else {
@@ -220,9 +223,9 @@ impl EventLoop {
                 let acceptance = match acceptance {
                     Acceptance::Accept => gossipsub::MessageAcceptance::Accept,
                     Acceptance::Reject(why) => {
-                        if let Some(author) = peer_id_of(&source) {
-                            self.penalize(author, why);
-                        }
+                        // The sender is to blame, whoever the payload names: an honest
+                        // peer forwards only what it accepted, by the same rules.
+                        self.penalize(peer, why);
                         gossipsub::MessageAcceptance::Reject
                     }
                     Acceptance::Ignore => gossipsub::MessageAcceptance::Ignore,
@@ -633,48 +636,52 @@ impl EventLoop {
         message: gossipsub::Message,
     ) {
         let topic = self.topics.get(&message.topic).copied();
-        let author = message.source;
-        let source = author.as_ref().and_then(pubkey_of);
         let from = pubkey_of(&propagation_source);
-        // Count by author: a relayed flood is the author's, not the honest relay's.
-        if let (Some(topic), Some(author)) = (topic, author) {
-            if message.data.len() > MAX_GOSSIP_BYTES {
-                self.penalize(author, Misbehaviour::Oversized);
-            } else if let Verdict::Drop { ban } =
-                self.guard
-                    .allow(author, MessageKind::Gossip(topic), Instant::now())
-            {
-                if let Some(ban) = ban {
-                    self.ban(author, ban);
-                }
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        gossipsub::MessageAcceptance::Ignore,
-                    );
-                return;
-            }
-        }
-        let verdict = match (topic, source, from) {
-            (Some(topic), Some(source), Some(from)) if message.data.len() <= MAX_GOSSIP_BYTES => {
-                let event = NetEvent::Gossip {
-                    topic,
-                    source,
-                    from,
-                    message_id: MessageId(message_id.0.clone()),
-                    bytes: message.data,
+        let verdict = match (topic, from) {
+            (Some(topic), Some(from)) if message.data.len() <= MAX_GOSSIP_BYTES => {
+                // Counted by the author the payload names: a relayed flood is the
+                // author's, not the honest relay's. Only a message its author sent us
+                // itself (or one naming no author) can cost its sender demerits here; a
+                // relayed one is just dropped over the limit, since the claim is not yet
+                // checked and the relay only passes on what it accepted.
+                let author =
+                    (self.gossip_author)(topic, &message.data).and_then(|a| peer_id_of(&a));
+                let now = Instant::now();
+                let kind = MessageKind::Gossip(topic);
+                let counted = match author {
+                    Some(author) if author != propagation_source => {
+                        self.guard.allow_relayed(author, kind, now)
+                    }
+                    _ => self.guard.allow(propagation_source, kind, now),
                 };
-                if self.emit(event) {
-                    return;
+                match counted {
+                    Verdict::Drop { ban } => {
+                        if let Some(ban) = ban {
+                            self.ban(propagation_source, ban);
+                        }
+                        gossipsub::MessageAcceptance::Ignore
+                    }
+                    Verdict::Allow => {
+                        let event = NetEvent::Gossip {
+                            topic,
+                            from,
+                            message_id: MessageId(message_id.0.clone()),
+                            bytes: message.data,
+                        };
+                        if self.emit(event) {
+                            return;
+                        }
+                        // The node is behind: drop without blaming the sender.
+                        gossipsub::MessageAcceptance::Ignore
+                    }
                 }
-                // The node is behind: drop without blaming the sender.
-                gossipsub::MessageAcceptance::Ignore
+            }
+            (Some(_), Some(_)) => {
+                self.penalize(propagation_source, Misbehaviour::Oversized);
+                gossipsub::MessageAcceptance::Reject
             }
             _ => {
-                debug!(peer = %propagation_source, len = message.data.len(), "malformed gossip rejected");
+                debug!(peer = %propagation_source, "gossip on an unknown topic rejected");
                 gossipsub::MessageAcceptance::Reject
             }
         };

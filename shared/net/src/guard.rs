@@ -236,8 +236,21 @@ impl<K: Hash + Eq + Copy> Guard<K> {
         kind.cap().map_or(rate, |cap| cap.min(rate))
     }
 
-    /// Counts one message of `kind` from `peer`.
+    /// Counts one message of `kind` from `peer`, which sent it itself: over the limit,
+    /// it is dropped and `peer` costs itself demerits.
     pub fn allow(&mut self, peer: K, kind: MessageKind, now: Instant) -> Verdict {
+        self.count(peer, kind, now, true)
+    }
+
+    /// Counts one message of `kind` that names `author` but came through another peer.
+    /// Over the author's limit it is dropped, and it is dropped while the author is
+    /// banned, but it costs nobody demerits: the relay did not write it, and the claim of
+    /// authorship is unproven when the message is counted.
+    pub fn allow_relayed(&mut self, author: K, kind: MessageKind, now: Instant) -> Verdict {
+        self.count(author, kind, now, false)
+    }
+
+    fn count(&mut self, peer: K, kind: MessageKind, now: Instant, blame: bool) -> Verdict {
         let limit = f64::from(self.limit(kind));
         let state = self
             .peers
@@ -270,7 +283,7 @@ impl<K: Hash + Eq + Copy> Guard<K> {
             _ => (now, 1),
         };
         bucket.window = Some((start, drops));
-        if (drops - 1) % (limit as u64).max(1) != 0 {
+        if !blame || (drops - 1) % (limit as u64).max(1) != 0 {
             return Verdict::Drop { ban: None };
         }
         Verdict::Drop {
@@ -415,6 +428,38 @@ mod tests {
         assert_eq!(
             second.map(|b| (b.length, b.count)),
             Some((2 * FIRST_BAN, 2))
+        );
+    }
+
+    #[test]
+    fn a_relayed_flood_is_limited_by_author_but_blames_nobody() {
+        let mut g: Guard = Guard::new(100);
+        let author = PeerId::random();
+        let start = Instant::now();
+        let mut allowed = 0;
+        // 10x the limit for five seconds, all of it relayed: a sender flooding in
+        // someone else's name would look just like this.
+        for ms in 0..5_000u64 {
+            let now = start + Duration::from_millis(ms);
+            match g.allow_relayed(author, VOTES, now) {
+                Verdict::Allow => allowed += 1,
+                Verdict::Drop { ban } => assert_eq!(ban, None),
+            }
+        }
+        // The burst plus the refill, not the flood.
+        assert!((500..=700).contains(&allowed), "{allowed} allowed");
+        let end = start + Duration::from_secs(5);
+        assert_eq!(g.standing(&author, end).bans, 0);
+        assert_eq!(g.standing(&author, end).demerits, 0.0);
+        // A banned author's messages are dropped also when relayed.
+        let banned = PeerId::random();
+        for _ in 0..4 {
+            g.penalize(banned, Misbehaviour::InvalidSignature, end);
+        }
+        assert!(g.is_banned(&banned, end));
+        assert_eq!(
+            g.allow_relayed(banned, VOTES, end),
+            Verdict::Drop { ban: None }
         );
     }
 

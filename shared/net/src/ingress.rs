@@ -55,9 +55,8 @@ pub enum NetEvent {
     /// accepts, the message is not forwarded.
     Gossip {
         topic: Topic,
-        /// The validator that published and signed the message.
-        source: Pubkey,
-        /// The peer that forwarded it to us (scored by the verdict).
+        /// The peer that sent it to us: whoever the payload names as author, this peer is
+        /// scored and charged by the verdict.
         from: Pubkey,
         message_id: MessageId,
         bytes: Vec<u8>,
@@ -96,7 +95,6 @@ pub(crate) enum Command {
     ReportValidation {
         message_id: MessageId,
         from: Pubkey,
-        source: Pubkey,
         acceptance: Acceptance,
     },
     Penalize {
@@ -177,19 +175,17 @@ impl NetClient {
         .await?
     }
 
-    /// Reports the node's verdict on a [`NetEvent::Gossip`] message (`from` forwarded
-    /// it, `source` authored it).
+    /// Reports the node's verdict on a [`NetEvent::Gossip`] message that `from` sent us;
+    /// a rejection charges `from` demerits.
     pub async fn report_validation(
         &self,
         message_id: MessageId,
         from: Pubkey,
-        source: Pubkey,
         acceptance: Acceptance,
     ) -> Result<(), NetError> {
         self.send(Command::ReportValidation {
             message_id,
             from,
-            source,
             acceptance,
         })
         .await

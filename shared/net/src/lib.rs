@@ -33,20 +33,23 @@
 //!   with another version is disconnected, refused for a while, kept out of Kademlia and
 //!   the address book, and reported as [`NetEvent::GenesisMismatch`]; it is never
 //!   reported connected.
-//! * **Gossip.** Signed messages (strict validation) that the node judges one by one:
+//! * **Gossip.** Unsigned envelopes around payloads the node signs and judges one by one:
 //!   nothing is forwarded before the node calls [`NetClient::report_validation`] with
-//!   [`Acceptance::Accept`]; [`Acceptance::Reject`] scores the forwarding peer down.
+//!   [`Acceptance::Accept`]; [`Acceptance::Reject`] charges and scores down the peer
+//!   that sent it. Copies are dropped by content id before the node sees them.
 //! * **Discovery.** Bootstrap addresses, Kademlia (server mode, periodic bootstrap) and
 //!   identify fill the address book; mDNS only when [`NetConfig::mdns`] is set.
 //! * **Staked peers** are kept connected: idle connections to them stay open, and a lost
 //!   one is redialed with backoff from 1 s doubling to 60 s, reset on success.
 //! * **Repair** is request-response over `/bb/<genesis>/repair/1`, bytes in and out.
-//! * **Rate limits and bans** ([`guard`]): every gossip message (by author) and request
-//!   (by peer) is counted per kind against [`NetConfig::rate_limit`] per second; excess,
-//!   and messages the node rejects, cost demerits, and enough of them ban the peer for a
-//!   period that doubles with each ban ([`NetEvent::PeerBanned`]). A banned peer's
-//!   connections are closed and refused and whatever it authored is dropped, also when
-//!   another peer relays it.
+//! * **Rate limits and bans** ([`guard`]): every gossip message (by the author its
+//!   payload names, read by the node's [`NetConfig::gossip_author`]) and request (by
+//!   peer) is counted per kind against [`NetConfig::rate_limit`] per second. Excess a
+//!   peer sent itself, and messages the node rejects, cost the sending peer demerits,
+//!   and enough of them ban it for a period that doubles with each ban
+//!   ([`NetEvent::PeerBanned`]). A banned peer's connections are closed and refused and
+//!   whatever it authored is dropped, also when another peer relays it. Naming someone
+//!   else as author never costs that someone anything.
 //!
 //! # What it must never do
 //!
@@ -70,18 +73,19 @@
 //!     mdns: false,
 //!     staked: vec![],
 //!     rate_limit: bb_net::DEFAULT_RATE_LIMIT,
+//!     gossip_author: bb_net::no_author,
 //! };
 //! let (client, mut events) = Network::spawn(config).await?;
 //! client.publish(Topic::Votes, b"signed vote".to_vec()).await?;
 //! while let Some(event) = events.recv().await {
 //!     match event {
-//!         NetEvent::Gossip { message_id, from, source, bytes, .. } => {
+//!         NetEvent::Gossip { message_id, from, bytes, .. } => {
 //!             let verdict = if bytes.is_empty() {
 //!                 Acceptance::Reject(Misbehaviour::Malformed)
 //!             } else {
 //!                 Acceptance::Accept
 //!             };
-//!             client.report_validation(message_id, from, source, verdict).await?;
+//!             client.report_validation(message_id, from, verdict).await?;
 //!         }
 //!         NetEvent::Request { respond, .. } => {
 //!             let _ = respond.send(b"no such shred".to_vec());
@@ -110,8 +114,8 @@ use libp2p::{SwarmBuilder, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::{
-    MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, NetConfig, REDIAL_INITIAL, REDIAL_MAX,
-    REQUEST_TIMEOUT, Topic, protocol_version,
+    GossipAuthor, MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, NetConfig,
+    REDIAL_INITIAL, REDIAL_MAX, REQUEST_TIMEOUT, Topic, no_author, protocol_version,
 };
 pub use error::{NetError, RequestFailure};
 pub use guard::{
@@ -188,6 +192,7 @@ impl Network {
             bootstrap: config.bootstrap,
             staked: config.staked,
             rate_limit: config.rate_limit,
+            gossip_author: config.gossip_author,
             ready: ready_tx,
         });
         tokio::spawn(async move {

@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout};
 enum Seen {
     Gossip {
         topic: Topic,
-        source: Pubkey,
+        from: Pubkey,
         bytes: Vec<u8>,
     },
     Request(Pubkey),
@@ -59,7 +59,22 @@ fn config(n: u8, genesis: Hash, listen: Multiaddr, bootstrap: Vec<Multiaddr>) ->
         mdns: false,
         staked: vec![],
         rate_limit: bb_net::DEFAULT_RATE_LIMIT,
+        gossip_author: test_author,
     }
+}
+
+/// The tests' payload format: a payload of 32 bytes or more names its author in the
+/// first 32 (a stand-in for the node's signed payloads; nothing here checks the claim,
+/// and the network must not rely on it).
+fn test_author(_: Topic, bytes: &[u8]) -> Option<Pubkey> {
+    let key: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    Some(Pubkey(key))
+}
+
+fn authored(author: Pubkey, text: &str) -> Vec<u8> {
+    let mut bytes = author.0.to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    bytes
 }
 
 /// Starts a node whose handler accepts every gossip message (except those starting with
@@ -74,25 +89,21 @@ async fn start(n: u8, config: NetConfig) -> Node {
             let seen = match event {
                 NetEvent::Gossip {
                     topic,
-                    source,
                     from,
                     message_id,
                     bytes,
                 } => {
-                    let verdict = if bytes.starts_with(b"garbage") {
+                    let text = bytes.get(32..).unwrap_or_default();
+                    let verdict = if bytes.starts_with(b"garbage") || text.starts_with(b"garbage") {
                         Acceptance::Reject(Misbehaviour::Malformed)
                     } else {
                         Acceptance::Accept
                     };
                     handler
-                        .report_validation(message_id, from, source, verdict)
+                        .report_validation(message_id, from, verdict)
                         .await
                         .ok();
-                    Seen::Gossip {
-                        topic,
-                        source,
-                        bytes,
-                    }
+                    Seen::Gossip { topic, from, bytes }
                 }
                 NetEvent::Request {
                     from,
@@ -210,13 +221,12 @@ async fn three_nodes_find_each_other_and_accepted_gossip_reaches_all() {
             Err(e) => panic!("publish failed: {e}"),
         }
     }
-    let expect = Seen::Gossip {
-        topic: Topic::Votes,
-        source: n2.pubkey,
-        bytes: vote,
-    };
     for node in [&mut n0, &mut n1] {
-        wait_for(node, within, |s| (*s == expect).then_some(())).await;
+        wait_for(node, within, |s| {
+            matches!(s, Seen::Gossip { topic: Topic::Votes, bytes, .. } if *bytes == vote)
+                .then_some(())
+        })
+        .await;
     }
 
     // Oversized messages never leave the node.
@@ -457,7 +467,7 @@ async fn a_peer_flooding_over_the_rate_limit_is_banned_and_cut_off() {
     });
     let mut delivered = 0usize;
     let reason = wait_for(&mut n0, Duration::from_secs(20), |seen| match seen {
-        Seen::Gossip { source, .. } if *source == n1.pubkey => {
+        Seen::Gossip { from, .. } if *from == n1.pubkey => {
             delivered += 1;
             None
         }
@@ -514,4 +524,110 @@ async fn a_peer_sending_messages_the_node_rejects_is_banned() {
     })
     .await;
     assert_eq!(reason, Misbehaviour::Malformed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_is_charged_for_what_it_sends_whoever_it_names_as_author() {
+    let g = genesis("forged");
+    let mut n0 = start(60, config(60, g, loopback(), vec![])).await;
+    let a0 = listen_addr(&n0).await;
+    let n1 = start(61, config(61, g, loopback(), vec![a0.clone()])).await;
+    let n2 = start(62, config(62, g, loopback(), vec![a0])).await;
+    wait_connected(&n0, &[n1.pubkey, n2.pubkey], Duration::from_secs(30)).await;
+    // Node 1 sends junk in node 2's name.
+    for i in 0..10u32 {
+        let forged = authored(n2.pubkey, &format!("garbage {i}"));
+        publish_soon(&n1, Topic::Votes, forged).await;
+    }
+    let banned = wait_for(&mut n0, Duration::from_secs(20), |seen| match seen {
+        Seen::Banned { peer, reason } => Some((*peer, *reason)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(banned, (n1.pubkey, Misbehaviour::Malformed));
+    let peers = n0.client.peers().await.expect("peers");
+    let p2 = peers
+        .iter()
+        .find(|p| p.pubkey == n2.pubkey)
+        .expect("listed");
+    assert!(p2.banned.is_none() && p2.demerits == 0.0, "{p2:?}");
+    assert!(p2.connected, "{p2:?}");
+    // And node 2's own messages still get through.
+    let own = authored(n2.pubkey, "a vote of node 2");
+    publish_soon(&n2, Topic::Votes, own.clone()).await;
+    wait_for(&mut n0, Duration::from_secs(20), |seen| {
+        matches!(seen, Seen::Gossip { bytes, .. } if *bytes == own).then_some(())
+    })
+    .await;
+    for node in [&n0, &n1, &n2] {
+        node.client.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_flood_is_limited_by_author_and_never_bans_the_relay() {
+    let g = genesis("relayed-flood");
+    // Node 0 takes 20 votes a second from any one author; the relay, node 2, takes the
+    // default 100. Node 0 refuses node 1, so node 1's flood reaches it only via node 2.
+    let mut strict = config(70, g, loopback(), vec![]);
+    strict.rate_limit = 20;
+    let mut n0 = start(70, strict).await;
+    let a0 = listen_addr(&n0).await;
+    let n2 = start(72, config(72, g, loopback(), vec![a0])).await;
+    let a2 = listen_addr(&n2).await;
+    let n1 = start(71, config(71, g, loopback(), vec![a2])).await;
+    n0.client
+        .set_blocked(vec![(n1.pubkey, Duration::from_secs(600))])
+        .await
+        .expect("block");
+    wait_connected(&n0, &[n2.pubkey], Duration::from_secs(30)).await;
+    wait_connected(&n2, &[n0.pubkey, n1.pubkey], Duration::from_secs(30)).await;
+
+    // 100 a second in node 1's name for four seconds: within node 2's limit, five
+    // times node 0's.
+    publish_soon(&n1, Topic::Votes, authored(n1.pubkey, "flood 0")).await;
+    let flood = tokio::spawn({
+        let client = n1.client.clone();
+        async move {
+            for i in 1..400u32 {
+                let _ = client
+                    .publish(Topic::Votes, authored(n1.pubkey, &format!("flood {i}")))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    let mut delivered = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while let Ok(Some(seen)) = timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        n0.seen.recv(),
+    )
+    .await
+    {
+        match seen {
+            Seen::Gossip { from, bytes, .. } if bytes.starts_with(&n1.pubkey.0) => {
+                assert_eq!(from, n2.pubkey, "node 1 is refused, so node 2 relays");
+                delivered += 1;
+            }
+            Seen::Banned { peer, reason } => panic!("node 0 banned {peer} ({reason})"),
+            _ => {}
+        }
+    }
+    flood.abort();
+    // Node 1's burst and refill at node 0's limit, not the 100 a second relayed.
+    assert!(delivered > 0, "nothing relayed");
+    assert!(
+        delivered <= 20 + 6 * 20,
+        "{delivered} flood messages got through"
+    );
+    let peers = n0.client.peers().await.expect("peers");
+    let p2 = peers
+        .iter()
+        .find(|p| p.pubkey == n2.pubkey)
+        .expect("listed");
+    assert!(p2.banned.is_none() && p2.demerits == 0.0, "{p2:?}");
+    for node in [&n0, &n1, &n2] {
+        node.client.shutdown().await;
+    }
 }

@@ -32,19 +32,16 @@ pub async fn handle_events(
         match event {
             NetEvent::Gossip {
                 topic,
-                source,
                 from,
                 message_id,
                 bytes,
             } => {
                 let verdict = match topic {
-                    Topic::Votes => on_vote(&shared, &engine, source, &bytes).await,
-                    Topic::Contact => on_contact(&shared, source, &bytes),
+                    Topic::Votes => on_vote(&shared, &engine, &bytes).await,
+                    Topic::Contact => on_contact(&shared, &bytes),
                     Topic::Slashing => on_evidence(&shared, &engine, &bytes).await,
                 };
-                let _ = net
-                    .report_validation(message_id, from, source, verdict)
-                    .await;
+                let _ = net.report_validation(message_id, from, verdict).await;
             }
             NetEvent::Request {
                 from,
@@ -109,18 +106,26 @@ fn set_connected(shared: &Shared, peer: Pubkey, connected: bool) {
     }
 }
 
-async fn on_vote(
-    shared: &Shared,
-    engine: &mpsc::Sender<EngineMsg>,
-    source: Pubkey,
-    bytes: &[u8],
-) -> Acceptance {
+/// Who a gossip payload says wrote it, unchecked (the network counts gossip by it; see
+/// [`bb_net::GossipAuthor`]): a vote's voter, contact info's validator. Slashing evidence
+/// speaks for nobody in particular and is counted by the peer that sent it.
+pub(crate) fn gossip_author(topic: Topic, bytes: &[u8]) -> Option<Pubkey> {
+    match topic {
+        Topic::Votes => SignedVote::from_bytes(bytes).ok().map(|v| v.vote.voter),
+        Topic::Contact => SignedContactInfo::from_bytes(bytes)
+            .ok()
+            .map(|c| c.info.identity),
+        Topic::Slashing => None,
+    }
+}
+
+async fn on_vote(shared: &Shared, engine: &mpsc::Sender<EngineMsg>, bytes: &[u8]) -> Acceptance {
     shared.metrics.received("vote");
     let Ok(vote) = SignedVote::from_bytes(bytes) else {
         return Acceptance::Reject(Misbehaviour::Malformed);
     };
-    // Only a staked validator's own vote, correctly signed, is forwarded.
-    if vote.vote.voter != source || !shared.stakes.contains_key(&source) {
+    // Only a staked validator's vote, signed by it, is forwarded.
+    if !shared.stakes.contains_key(&vote.vote.voter) {
         return Acceptance::Reject(Misbehaviour::Malformed);
     }
     if vote.verify().is_err() {
@@ -168,16 +173,14 @@ async fn on_evidence(
     }
 }
 
-fn on_contact(shared: &Shared, source: Pubkey, bytes: &[u8]) -> Acceptance {
+fn on_contact(shared: &Shared, bytes: &[u8]) -> Acceptance {
     shared.metrics.received("contact");
     let Ok(signed) = SignedContactInfo::from_bytes(bytes) else {
         return Acceptance::Reject(Misbehaviour::Malformed);
     };
     let info = &signed.info;
-    if info.identity != source
-        || info.genesis_hash != shared.genesis_hash
-        || !shared.stakes.contains_key(&source)
-    {
+    let source = info.identity;
+    if info.genesis_hash != shared.genesis_hash || !shared.stakes.contains_key(&source) {
         return Acceptance::Reject(Misbehaviour::Malformed);
     }
     if signed.verify().is_err() {

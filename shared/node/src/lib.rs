@@ -112,6 +112,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         mdns: config.mdns,
         staked,
         rate_limit: config.rate_limit,
+        gossip_author: gossip::gossip_author,
     })
     .await
     .with_context(|| format!("cannot start libp2p on {}", config.listen))?;
