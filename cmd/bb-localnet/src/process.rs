@@ -82,7 +82,14 @@ pub fn spawn_node(bin: &Path, node: &NodeEntry) -> anyhow::Result<Child> {
     let err_log = log
         .try_clone()
         .with_context(|| format!("cannot open {}", node.log.display()))?;
-    Command::new(bin)
+    let mut command = Command::new(bin);
+    // Two malloc arenas instead of glibc's one per busy thread: freed memory kept in idle
+    // arenas was a third of each validator's resident memory at 50 nodes (95 MB against
+    // 65 MB, same CPU). An operator's own setting wins.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        command.env("MALLOC_ARENA_MAX", "2");
+    }
+    command
         .args(&node.args)
         .stdin(Stdio::null())
         .stdout(log)
