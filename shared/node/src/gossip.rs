@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::engine::{Dispatch, EngineMsg, Query, ask};
 use crate::fault::Faults;
+use crate::gulfstream::{FORWARD_TIMEOUT, Forwarded, LeaderAnswer};
 use crate::state::{Shared, now_ms};
 use crate::turbine::Turbine;
 use crate::wire::{ContactInfo, Request, Response, SignedContactInfo};
@@ -221,9 +222,10 @@ async fn serve_request(
         }
         Request::Range { from, to } => ask(engine, |reply| Query::Range { from, to, reply }).await,
         Request::Forward(txs) => {
-            let n = txs.len() as u32;
-            let _ = engine.send(EngineMsg::Transactions(txs)).await;
-            return Response::Accepted(n);
+            // Only what the pending queue really took is acknowledged: the forwarder
+            // tells its client the rest were refused (leader busy).
+            let taken = crate::gulfstream::offer_to_engine(shared, engine, txs).await;
+            return Response::Accepted(u32::try_from(taken).unwrap_or(u32::MAX));
         }
     };
     Response::Blocks(
@@ -365,13 +367,14 @@ pub async fn advertise(
 }
 
 /// Sends transactions to the current and next leaders (Gulf Stream); ours go straight to
-/// the engine. Returns the leaders they went to.
+/// the engine. Both leaders are asked at once, each within [`FORWARD_TIMEOUT`]; the answer
+/// says how many of the batch (from its start) a leader took and why the rest was not.
 pub async fn forward_transactions(
     net: &NetClient,
     shared: &Shared,
     engine: &mpsc::Sender<EngineMsg>,
     txs: Vec<bb_core::Transaction>,
-) -> Vec<Pubkey> {
+) -> Forwarded {
     let slot = shared.clock_slot();
     let per = shared.genesis.leader_slots_per_rotation.max(1);
     // The current and next leaders, skipping those this node has banned or blocked
@@ -397,22 +400,50 @@ pub async fn forward_transactions(
             leaders.push(l);
         }
     }
-    let mut sent_to = Vec::new();
-    for leader in leaders {
-        if sent_to.contains(&leader) {
-            continue;
+    let n = txs.len();
+    let asks = leaders.into_iter().map(|leader| {
+        let txs = txs.clone();
+        async move {
+            let answer = if leader == shared.identity {
+                match tokio::time::timeout(
+                    FORWARD_TIMEOUT,
+                    crate::gulfstream::offer_to_engine(shared, engine, txs),
+                )
+                .await
+                {
+                    Ok(taken) => LeaderAnswer::Took(taken),
+                    Err(_) => LeaderAnswer::Unreached(format!(
+                        "this node's own engine did not answer within {} s",
+                        FORWARD_TIMEOUT.as_secs()
+                    )),
+                }
+            } else {
+                shared.metrics.sent("forward");
+                let bytes = Request::Forward(txs).to_bytes();
+                match tokio::time::timeout(FORWARD_TIMEOUT, net.request(leader, bytes)).await {
+                    Err(_) => LeaderAnswer::Unreached(format!(
+                        "leader {} did not answer within {} s",
+                        leader.short(),
+                        FORWARD_TIMEOUT.as_secs()
+                    )),
+                    Ok(Err(e)) => {
+                        debug!(leader = %leader.short(), "forwarding transactions: {e}");
+                        LeaderAnswer::Unreached(format!("leader {} failed ({e})", leader.short()))
+                    }
+                    Ok(Ok(bytes)) => match Response::from_bytes(&bytes) {
+                        Ok(Response::Accepted(taken)) => {
+                            LeaderAnswer::Took(usize::try_from(taken).unwrap_or(usize::MAX))
+                        }
+                        _ => LeaderAnswer::Unreached(format!(
+                            "leader {} sent an answer that is not a forward receipt",
+                            leader.short()
+                        )),
+                    },
+                }
+            };
+            (leader, answer)
         }
-        if leader == shared.identity {
-            let _ = engine.send(EngineMsg::Transactions(txs.clone())).await;
-        } else {
-            shared.metrics.sent("forward");
-            let bytes = Request::Forward(txs.clone()).to_bytes();
-            if let Err(e) = net.request(leader, bytes).await {
-                debug!(leader = %leader.short(), "forwarding transactions: {e}");
-                continue;
-            }
-        }
-        sent_to.push(leader);
-    }
-    sent_to
+    });
+    let answers = futures::future::join_all(asks).await;
+    Forwarded::from_answers(n, &answers)
 }
