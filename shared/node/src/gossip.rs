@@ -375,35 +375,15 @@ pub async fn forward_transactions(
     engine: &mpsc::Sender<EngineMsg>,
     txs: Vec<bb_core::Transaction>,
 ) -> Forwarded {
-    let slot = shared.clock_slot();
-    let per = shared.genesis.leader_slots_per_rotation.max(1);
-    // The current and next leaders, skipping those this node has banned or blocked
-    // (they cannot be reached): the next rotation's leader stands in.
-    let now = Instant::now();
-    let shut_out = |k: &Pubkey| {
-        shared.peers.read().is_ok_and(|p| {
-            p.get(k).is_some_and(|v| {
-                v.banned_until.is_some_and(|(t, _)| t > now)
-                    || v.blocked_until.is_some_and(|t| t > now)
-            })
-        })
-    };
-    let mut leaders: Vec<Pubkey> = Vec::new();
-    for s in [slot, slot + 1, slot + per, slot + 2 * per, slot + 3 * per] {
-        if leaders.len() >= 2 {
-            break;
-        }
-        if let Some(l) = shared.leader_of(s)
-            && !shut_out(&l)
-            && !leaders.contains(&l)
-        {
-            leaders.push(l);
-        }
-    }
+    let (slot, leaders) = forward_leaders(shared);
     let n = txs.len();
     let asks = leaders.into_iter().map(|leader| {
         let txs = txs.clone();
         async move {
+            if leader_is_full(shared, &leader, slot) {
+                // It refused earlier this slot and drains only at the slot's end.
+                return (leader, LeaderAnswer::Took(0));
+            }
             let answer = if leader == shared.identity {
                 match tokio::time::timeout(
                     FORWARD_TIMEOUT,
@@ -441,9 +421,59 @@ pub async fn forward_transactions(
                     },
                 }
             };
+            if matches!(answer, LeaderAnswer::Took(k) if k < n) && leader != shared.identity {
+                shared.busy_leaders.mark(leader, slot);
+            }
             (leader, answer)
         }
     });
     let answers = futures::future::join_all(asks).await;
     Forwarded::from_answers(n, &answers)
+}
+
+/// Whether every leader a forward would go to now is known to be full (this slot), so a
+/// submission can be refused before any work is spent on it.
+pub fn leaders_all_full(shared: &Shared) -> bool {
+    let (slot, leaders) = forward_leaders(shared);
+    !leaders.is_empty() && leaders.iter().all(|l| leader_is_full(shared, l, slot))
+}
+
+/// Whether `leader` is known to have no room in `slot`: our own queue by its level,
+/// another leader by its answer earlier in the slot.
+fn leader_is_full(shared: &Shared, leader: &Pubkey, slot: bb_core::Slot) -> bool {
+    if *leader == shared.identity {
+        shared.pending.is_full()
+    } else {
+        shared.busy_leaders.is_busy(leader, slot)
+    }
+}
+
+/// The slot now and the leaders Gulf Stream forwards to in it.
+fn forward_leaders(shared: &Shared) -> (bb_core::Slot, Vec<Pubkey>) {
+    let slot = shared.clock_slot();
+    let per = shared.genesis.leader_slots_per_rotation.max(1);
+    // The current and next leaders, skipping those this node has banned or blocked
+    // (they cannot be reached): the next rotation's leader stands in.
+    let now = Instant::now();
+    let shut_out = |k: &Pubkey| {
+        shared.peers.read().is_ok_and(|p| {
+            p.get(k).is_some_and(|v| {
+                v.banned_until.is_some_and(|(t, _)| t > now)
+                    || v.blocked_until.is_some_and(|t| t > now)
+            })
+        })
+    };
+    let mut leaders: Vec<Pubkey> = Vec::new();
+    for s in [slot, slot + 1, slot + per, slot + 2 * per, slot + 3 * per] {
+        if leaders.len() >= 2 {
+            break;
+        }
+        if let Some(l) = shared.leader_of(s)
+            && !shut_out(&l)
+            && !leaders.contains(&l)
+        {
+            leaders.push(l);
+        }
+    }
+    (slot, leaders)
 }

@@ -7,9 +7,11 @@
 //! busy, or none could be reached. Nothing here may report a transaction accepted that no
 //! leader holds.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use bb_core::{Pubkey, Transaction};
+use bb_core::{Pubkey, Slot, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::EngineMsg;
@@ -117,6 +119,33 @@ impl Forwarded {
             refusal,
             leaders,
         }
+    }
+}
+
+/// Leaders that answered a forward "full" in a slot. A leader's queue drains only at its
+/// slot ends, so it stays full for the rest of that slot; until then this node refuses at
+/// once, before screening, rather than screening and forwarding work to be turned away.
+#[derive(Debug, Default)]
+pub struct BusyLeaders {
+    full_in: Mutex<HashMap<Pubkey, Slot>>,
+}
+
+impl BusyLeaders {
+    /// Notes that `leader` refused part of a forward in `slot`.
+    pub fn mark(&self, leader: Pubkey, slot: Slot) {
+        let mut map = self.full_in.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the current slot matters: forget the rest.
+        map.retain(|_, s| *s >= slot);
+        map.insert(leader, slot);
+    }
+
+    /// Whether `leader` answered full earlier in `slot`.
+    pub fn is_busy(&self, leader: &Pubkey, slot: Slot) -> bool {
+        self.full_in
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(leader)
+            .is_some_and(|s| *s == slot)
     }
 }
 
@@ -280,6 +309,21 @@ mod tests {
         // An engine that is gone takes nothing.
         let (gone, _) = mpsc::channel(1);
         assert_eq!(offer_to_engine(&shared, &gone, txs(2)).await, 0);
+    }
+
+    #[test]
+    fn a_busy_leader_is_remembered_for_the_rest_of_its_slot_only() {
+        let busy = BusyLeaders::default();
+        assert!(!busy.is_busy(&key(1), 7));
+        busy.mark(key(1), 7);
+        assert!(busy.is_busy(&key(1), 7));
+        assert!(!busy.is_busy(&key(2), 7));
+        assert!(
+            !busy.is_busy(&key(1), 8),
+            "its queue drained at the slot end"
+        );
+        busy.mark(key(2), 8);
+        assert!(!busy.is_busy(&key(1), 7), "older slots are forgotten");
     }
 
     #[test]

@@ -132,6 +132,40 @@ impl NodeService {
         }
     }
 
+    /// Every transaction of a submission refused as "leader busy" (those that do not
+    /// decode, for that).
+    fn all_busy(&self, raw: &[Vec<u8>]) -> SubmitTransactionsResponse {
+        let mut busy = 0;
+        let results = raw
+            .iter()
+            .map(|bytes| match Transaction::from_bytes(bytes) {
+                Err(e) => TransactionResult {
+                    signature: String::new(),
+                    accepted: false,
+                    reason: e.to_string(),
+                },
+                Ok(tx) => {
+                    busy += 1;
+                    TransactionResult {
+                        signature: tx.signature.to_string(),
+                        accepted: false,
+                        reason: Refusal::LeaderBusy.reason(),
+                    }
+                }
+            })
+            .collect::<Vec<_>>();
+        let m = &self.shared.metrics;
+        m.rejected(crate::metrics::REJECTED_LEADER_BUSY, busy);
+        m.rejected(
+            crate::metrics::REJECTED_INVALID,
+            results.len() as u64 - busy,
+        );
+        SubmitTransactionsResponse {
+            results,
+            forwarded_to: Vec::new(),
+        }
+    }
+
     fn level_of(&self, slot: u64) -> Commitment {
         let s = self.shared.status();
         if slot <= s.finalized.slot {
@@ -661,6 +695,11 @@ impl bb_rpc::Node for NodeService {
                 raw.len(),
                 bb_rpc::MAX_SUBMIT_TRANSACTIONS
             )));
+        }
+        if crate::gossip::leaders_all_full(&self.shared) {
+            // Every leader we would forward to refused earlier this slot: turn the batch
+            // away before spending any work on it.
+            return Ok(Response::new(self.all_busy(&raw)));
         }
         let mut results = Vec::with_capacity(raw.len());
         // The screened transactions and where their results are.

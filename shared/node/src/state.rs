@@ -11,6 +11,7 @@ use bb_core::{Genesis, Hash, Pubkey, Slot};
 use bb_runtime::LeaderSchedule;
 use tokio::sync::broadcast;
 
+use crate::gulfstream::BusyLeaders;
 use crate::metrics::Metrics;
 use crate::pending::QueueLevel;
 
@@ -74,6 +75,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// How full the engine's queue of pending transactions is (Gulf Stream back-pressure).
     pub pending: QueueLevel,
+    /// Leaders that answered a forward "full" in the current slot.
+    pub busy_leaders: BusyLeaders,
     pub block_events: broadcast::Sender<BlockEvent>,
 }
 
@@ -96,6 +99,7 @@ impl Shared {
             stakes,
             metrics: Arc::new(Metrics::new()),
             pending: QueueLevel::new(max_pending_txs),
+            busy_leaders: BusyLeaders::default(),
             block_events: broadcast::channel(1024).0,
         };
         // A node starts alone: that is no news, so the state is set without a log line;
