@@ -761,7 +761,8 @@ impl bb_rpc::Node for NodeService {
                 }
             }
             if let Some(refusal) = outcome.refusal {
-                let not_taken = &good_at[start + outcome.taken..start + chunk.len()];
+                let taken = outcome.taken.min(chunk.len());
+                let not_taken = &good_at[start + taken..start + chunk.len()];
                 let reason = refusal.reason();
                 for &i in not_taken {
                     results[i].accepted = false;
