@@ -30,6 +30,11 @@ accepted, processed, confirmed and finalized transactions per second, rejections
 reason, and confirmation and finalization latency (p50/p90/p99, from submission to this
 client seeing the block at that level).
 
+Rejected transfers are never resubmitted, so the offered rate stays the one asked for
+even when the network is overloaded: `leader busy` means the leaders' pending queues
+were full (back-pressure, see bb-validator --max-pending-txs), `no leader reachable`
+that no leader answered in time.
+
 Examples:
   bb-localnet load --tps 1000 --duration 30
   bb-localnet load --tps 10000 --duration 300 --accounts 4000 --json";
@@ -59,6 +64,8 @@ pub struct LoadArgs {
 const SUBMIT_BATCH: usize = 1024;
 /// Submit calls in flight at once.
 const IN_FLIGHT: usize = 16;
+/// The reason class of transfers refused because the leaders' queues were full.
+const LEADER_BUSY: &str = "leader busy";
 /// The sending loop's period.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -118,10 +125,16 @@ fn latency(mut v: Vec<u64>, slot_ms: u64) -> Latency {
 #[derive(Debug, Serialize)]
 struct Report {
     duration_s: f64,
+    /// The rate asked for (`--tps`); `offered_tps` is what the client managed, lower when
+    /// its calls in flight were all waiting on the nodes.
+    asked_tps: u64,
     offered: u64,
     offered_tps: f64,
     accepted: u64,
+    /// Refused transfers by reason class ("leader busy" is back-pressure: the leaders'
+    /// queues were full); none is resubmitted.
     rejected: BTreeMap<String, u64>,
+    rejected_tps: BTreeMap<String, f64>,
     processed: u64,
     confirmed: u64,
     finalized: u64,
@@ -188,12 +201,23 @@ fn human(r: &Report) -> String {
     } else {
         r.rejected
             .iter()
-            .map(|(k, v)| format!("{v} {k}"))
+            .map(|(k, v)| {
+                let tps = r.rejected_tps.get(k).copied().unwrap_or(0.0);
+                format!("{v} {k} ({tps:.0} TPS)")
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let behind = if r.offered_tps < r.asked_tps as f64 * 0.95 {
+        format!(
+            " (asked {} TPS: the nodes answered too slowly to keep up)",
+            r.asked_tps
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "offered    {} transfers in {:.1} s = {:.0} TPS\n\
+        "offered    {} transfers in {:.1} s = {:.0} TPS{behind}\n\
          accepted   {}\nrejected   {rejected}\n\
          processed  {} = {:.0} TPS\nconfirmed  {} = {:.0} TPS\nfinalized  {} = {:.0} TPS\n\
          confirmation latency  {}\nfinalization latency  {}",
@@ -350,8 +374,10 @@ async fn run(
         if Instant::now() >= next_line && !out.json {
             next_line += Duration::from_secs(1);
             let t = lock(&tracker);
+            let rejected: u64 = t.rejected.values().sum();
+            let busy = t.rejected.get(LEADER_BUSY).copied().unwrap_or(0);
             eprintln!(
-                "{:>5.1} s  offered {sent}  accepted {}  processed {}  confirmed {}  finalized {}",
+                "{:>5.1} s  offered {sent}  accepted {}  rejected {rejected} (leader busy {busy})  processed {}  confirmed {}  finalized {}",
                 started.elapsed().as_secs_f64(),
                 t.accepted,
                 t.processed,
@@ -382,10 +408,16 @@ async fn run(
     let per = |n: u64| n as f64 / duration;
     Ok(Report {
         duration_s: duration,
+        asked_tps: a.tps,
         offered: sent,
         offered_tps: per(sent),
         accepted: t.accepted,
         rejected: t.rejected.clone(),
+        rejected_tps: t
+            .rejected
+            .iter()
+            .map(|(k, v)| (k.clone(), per(*v)))
+            .collect(),
         processed: t.processed,
         confirmed: t.confirmed,
         finalized: t.finalized,

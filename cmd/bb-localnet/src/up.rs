@@ -104,6 +104,10 @@ pub struct UpArgs {
     /// Passed to every node as --rate-limit (messages per second per peer and kind).
     #[arg(long = "rate-limit", value_name = "N")]
     pub rate_limit: Option<u32>,
+    /// Passed to every node as --max-pending-txs (transactions a leader holds before it
+    /// answers forwards "leader busy").
+    #[arg(long = "max-pending-txs", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pending_txs: Option<u64>,
     /// Stake of each node, comma-separated, one per node (default: equal).
     #[arg(long, value_delimiter = ',', value_name = "S,S,..")]
     pub stakes: Option<Vec<u64>>,
@@ -409,6 +413,9 @@ fn launch(
     }
     if let Some(n) = a.rate_limit {
         passthrough.extend(["--rate-limit".to_string(), n.to_string()]);
+    }
+    if let Some(n) = a.max_pending_txs {
+        passthrough.extend(["--max-pending-txs".to_string(), n.to_string()]);
     }
     let nodes: Vec<NodeEntry> = (0..a.nodes + a.spare)
         .map(|i| {

@@ -76,6 +76,13 @@ struct Args {
     /// malformed messages, is charged and then banned for a period that doubles per ban.
     #[arg(long = "rate-limit", value_name = "N", default_value_t = bb_net::DEFAULT_RATE_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
     rate_limit: u32,
+    /// Most transactions held for this node's leader slots (Gulf Stream). Forwards beyond
+    /// it are refused and the submitting client told "leader busy: queue full, retry
+    /// later"; refusals and transactions whose blockhash expired while waiting are counted
+    /// in `bb_transactions_dropped_total{reason=...}`, the fill level is
+    /// `bb_pending_transactions`.
+    #[arg(long = "max-pending-txs", value_name = "N", default_value_t = bb_node::DEFAULT_MAX_PENDING_TXS, value_parser = parse_max_pending)]
+    max_pending_txs: usize,
     /// Test only: inject a fault, drop-shreds:P, delay-ms:D, serve-tampered, double-vote,
     /// equivocate, withhold-shreds, garbage or flood:RATE (repeatable).
     #[arg(long, value_name = "KIND[:ARG]", value_parser = parse_fault)]
@@ -83,6 +90,14 @@ struct Args {
     /// Log format.
     #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+}
+
+fn parse_max_pending(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".to_string()),
+        Err(e) => Err(format!("not a count of transactions: {e}")),
+    }
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
@@ -114,6 +129,7 @@ fn main() -> ExitCode {
                 keep: args.snapshots_kept as usize,
             },
             rate_limit: args.rate_limit,
+            max_pending_txs: args.max_pending_txs,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

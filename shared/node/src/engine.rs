@@ -5,7 +5,7 @@
 //! Invariant: a vote is handed to the network only after its tower is durably in the
 //! ledger; if that write fails, the vote is dropped.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +16,8 @@ use bb_rpc::Commitment as Level;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use crate::metrics;
+use crate::pending::PendingTxs;
 use crate::slashing::{self, Source};
 use crate::snapshots::{SnapshotPolicy, Snapshotter};
 use crate::state::{BlockEvent, Shared, SlotHashes, now_ms};
@@ -43,8 +45,12 @@ pub enum EngineMsg {
     },
     /// The clock passed the end of `slot`.
     SlotEnd(Slot),
-    /// Transactions for our leader slots (Gulf Stream).
-    Transactions(Vec<Transaction>),
+    /// Transactions for our leader slots (Gulf Stream). The reply says how many were
+    /// taken: the first `n`, in order; the rest did not fit in the pending queue.
+    Transactions {
+        txs: Vec<Transaction>,
+        reply: oneshot::Sender<usize>,
+    },
     Query(Query),
     /// Flush and stop, even if other tasks still hold senders.
     Shutdown,
@@ -130,8 +136,6 @@ fn approx_block_bytes(b: &Block) -> usize {
     256 + b.entries.len() * 48 + txs * bb_core::tx::TRANSACTION_WIRE_SIZE
 }
 
-/// Most transactions held for our next leader slots.
-const MAX_PENDING_TXS: usize = 100_000;
 /// Transactions per entry when producing.
 const BATCH: usize = 256;
 /// Bank hashes kept in memory for block queries (older ones only for roots, in the ledger).
@@ -142,7 +146,10 @@ pub struct Engine {
     ledger: Arc<Ledger>,
     shared: Arc<Shared>,
     dispatch: mpsc::UnboundedSender<Dispatch>,
-    pending_txs: VecDeque<Transaction>,
+    pending_txs: PendingTxs,
+    /// The newest slot the clock said ended: the time pending transactions are stamped
+    /// with.
+    last_slot_end: Slot,
     votes_to_store: Vec<(u64, [u8; 32], Vec<u8>)>,
     bank_hashes: BTreeMap<Slot, Hash>,
     recent_repairs: HashMap<Slot, Instant>,
@@ -224,12 +231,15 @@ impl Engine {
                 "votes of this node's tower lie below the root and off its chain: it waits out their lockouts before voting"
             );
         }
+        let pending_txs = PendingTxs::new(shared.pending.capacity());
+        let last_slot_end = shared.clock_slot();
         let mut engine = Engine {
             validator,
             ledger,
             shared,
             dispatch,
-            pending_txs: VecDeque::new(),
+            pending_txs,
+            last_slot_end,
             votes_to_store: Vec::new(),
             bank_hashes: BTreeMap::new(),
             recent_repairs: HashMap::new(),
@@ -313,12 +323,16 @@ impl Engine {
                 self.take_evidence(evidence, Source::Detected);
             }
             EngineMsg::SlotEnd(slot) => self.on_slot_end(slot),
-            EngineMsg::Transactions(txs) => {
-                for tx in txs {
-                    if self.pending_txs.len() < MAX_PENDING_TXS {
-                        self.pending_txs.push_back(tx);
-                    }
+            EngineMsg::Transactions { txs, reply } => {
+                let offered = txs.len();
+                let taken = self.pending_txs.offer(txs, self.last_slot_end);
+                if taken < offered {
+                    self.shared
+                        .metrics
+                        .dropped(metrics::DROPPED_QUEUE_FULL, (offered - taken) as u64);
                 }
+                self.publish_pending();
+                let _ = reply.send(taken);
             }
             EngineMsg::Query(q) => self.answer(q),
             EngineMsg::Shutdown => {}
@@ -380,9 +394,19 @@ impl Engine {
 
     fn on_slot_end(&mut self, slot: Slot) {
         self.publish_schedules(slot);
+        self.last_slot_end = self.last_slot_end.max(slot);
+        // The bank our next block would build on decides which blockhashes are live.
+        let best = self.validator.best_slot();
+        let bank = self
+            .validator
+            .bank(best)
+            .unwrap_or_else(|| self.validator.root_bank());
+        self.evict_expired(&bank, slot);
         if self.validator.leader_of(slot) == Some(self.validator.identity()) {
-            let take = self.pending_txs.len().min(BATCH * 64);
-            let txs: Vec<Transaction> = self.pending_txs.drain(..take).collect();
+            let txs = self
+                .pending_txs
+                .take_live(BATCH * 64, |h| bank.is_blockhash_valid(h));
+            self.publish_pending();
             let batches: Vec<Vec<Transaction>> =
                 txs.chunks(BATCH).map(<[Transaction]>::to_vec).collect();
             let out = self.validator.produce(slot, &batches, now_ms());
@@ -397,6 +421,38 @@ impl Engine {
         let now = Instant::now();
         self.recent_repairs
             .retain(|_, at| now.duration_since(*at).as_secs() < 5);
+    }
+
+    /// Drops pending transactions whose blockhash the bank we would build on no longer
+    /// accepts (past a short grace for blockhashes not seen yet): they can never land,
+    /// and must not hold room that live ones need.
+    fn evict_expired(&mut self, bank: &bb_runtime::Bank, slot: Slot) {
+        if self.pending_txs.is_empty() {
+            return;
+        }
+        let evicted = self
+            .pending_txs
+            .evict_expired(|h| bank.is_blockhash_valid(h), slot);
+        if evicted > 0 {
+            debug!(
+                evicted,
+                "dropped pending transactions with expired blockhashes"
+            );
+            self.shared
+                .metrics
+                .dropped(metrics::DROPPED_EXPIRED, evicted as u64);
+            self.publish_pending();
+        }
+    }
+
+    /// Publishes the pending queue's fill level (for forwards and the metrics).
+    fn publish_pending(&self) {
+        let len = self.pending_txs.len();
+        self.shared.pending.set(len);
+        self.shared
+            .metrics
+            .pending_transactions
+            .set(i64::try_from(len).unwrap_or(i64::MAX));
     }
 
     /// Shares this epoch's and the next epoch's schedules with Turbine and RPC.
@@ -839,5 +895,126 @@ impl Engine {
         if let Ok(mut s) = self.shared.status.write() {
             *s = view;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bb_core::{Genesis, GenesisValidator, Keypair};
+
+    /// A one-validator engine over a fresh ledger whose pending queue holds `capacity`.
+    fn engine(capacity: usize, dir: &std::path::Path) -> (Engine, Keypair) {
+        let key = Keypair::from_seed(&[11; 32]);
+        let genesis = Genesis {
+            version: 1,
+            network: "engine-test".into(),
+            // Now: the clock starts at slot 0, as the test's slot ends do.
+            creation_time_ms: now_ms(),
+            slot_ms: 400,
+            ticks_per_slot: 4,
+            hashes_per_tick: 8,
+            slots_per_epoch: 32,
+            leader_slots_per_rotation: 4,
+            slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
+            validators: vec![GenesisValidator {
+                identity: key.pubkey(),
+                stake: 100,
+            }],
+            accounts: vec![bb_core::GenesisAccount {
+                address: key.pubkey(),
+                balance: 1_000_000,
+            }],
+        };
+        let shared = Arc::new(Shared::new(key.pubkey(), Arc::new(genesis), capacity));
+        let ledger = Arc::new(Ledger::open(dir).expect("ledger"));
+        let (dispatch, _) = mpsc::unbounded_channel();
+        let policy = SnapshotPolicy {
+            interval: 0,
+            keep: 1,
+        };
+        let engine = Engine::start(
+            key.clone(),
+            ledger,
+            shared,
+            dispatch,
+            policy,
+            &crate::fault::Faults::default(),
+        )
+        .expect("engine starts");
+        (engine, key)
+    }
+
+    /// `n` distinct transfers (amounts `first..first + n`).
+    fn transfers(key: &Keypair, first: u64, n: u64, blockhash: Hash) -> Vec<Transaction> {
+        (first..first + n)
+            .map(|amount| Transaction::transfer(key, Pubkey([2; 32]), amount, 1, blockhash))
+            .collect()
+    }
+
+    /// Offers `txs` as a forward would and returns how many the engine says it took.
+    fn offer(engine: &mut Engine, txs: Vec<Transaction>) -> usize {
+        let (reply, mut taken) = oneshot::channel();
+        engine.handle(EngineMsg::Transactions { txs, reply });
+        taken.try_recv().expect("the engine answers at once")
+    }
+
+    fn dropped(engine: &Engine, reason: &str) -> u64 {
+        engine
+            .shared
+            .metrics
+            .transactions_dropped
+            .get_or_create(&metrics::ReasonLabel {
+                reason: reason.into(),
+            })
+            .get()
+    }
+
+    #[test]
+    fn a_full_queue_takes_fewer_says_so_and_counts_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut e, key) = engine(5, dir.path());
+        let live = e.shared.genesis_hash;
+        assert_eq!(offer(&mut e, transfers(&key, 1, 3, live)), 3);
+        assert_eq!(offer(&mut e, transfers(&key, 10, 4, live)), 2);
+        assert_eq!(offer(&mut e, transfers(&key, 20, 1, live)), 0);
+        assert_eq!(dropped(&e, metrics::DROPPED_QUEUE_FULL), 3);
+        assert_eq!(e.shared.pending.get(), 5);
+        assert!(e.shared.pending.is_full());
+        assert_eq!(e.shared.metrics.pending_transactions.get(), 5);
+        // Our leader slot drains the queue into a block, and the level follows.
+        e.handle(EngineMsg::SlotEnd(1));
+        assert_eq!(e.shared.pending.get(), 0);
+        assert_eq!(
+            e.validator.block(1).map(|b| b.header.transaction_count),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn expired_transactions_leave_the_queue_at_the_slot_end_and_are_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut e, key) = engine(10, dir.path());
+        let live = e.shared.genesis_hash;
+        // A blockhash no bank knows (aged out long ago, as far as the bank can tell).
+        let expired = Hash([0xee; 32]);
+        assert_eq!(offer(&mut e, transfers(&key, 1, 6, expired)), 6);
+        assert_eq!(offer(&mut e, transfers(&key, 10, 2, live)), 2);
+        e.handle(EngineMsg::SlotEnd(1));
+        assert_eq!(
+            e.validator.block(1).map(|b| b.header.transaction_count),
+            Some(2),
+            "only the live ones reach the block"
+        );
+        // The unknown blockhash might still come: kept through the grace, then dropped.
+        assert_eq!(e.shared.pending.get(), 6);
+        assert_eq!(dropped(&e, metrics::DROPPED_EXPIRED), 0);
+        e.handle(EngineMsg::SlotEnd(
+            crate::pending::UNKNOWN_BLOCKHASH_GRACE_SLOTS,
+        ));
+        assert_eq!(dropped(&e, metrics::DROPPED_EXPIRED), 6);
+        assert_eq!(dropped(&e, metrics::DROPPED_QUEUE_FULL), 0);
+        assert_eq!(e.shared.pending.get(), 0);
+        assert_eq!(e.shared.metrics.pending_transactions.get(), 0);
     }
 }

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::engine::{Dispatch, EngineMsg, Query, ask};
 use crate::fault::Faults;
+use crate::gulfstream::{FORWARD_TIMEOUT, Forwarded, LeaderAnswer};
 use crate::state::{Shared, now_ms};
 use crate::turbine::Turbine;
 use crate::wire::{ContactInfo, Request, Response, SignedContactInfo};
@@ -224,9 +225,10 @@ async fn serve_request(
         }
         Request::Range { from, to } => ask(engine, |reply| Query::Range { from, to, reply }).await,
         Request::Forward(txs) => {
-            let n = txs.len() as u32;
-            let _ = engine.send(EngineMsg::Transactions(txs)).await;
-            return Response::Accepted(n);
+            // Only what the pending queue really took is acknowledged: the forwarder
+            // tells its client the rest were refused (leader busy).
+            let taken = crate::gulfstream::offer_to_engine(shared, engine, txs).await;
+            return Response::Accepted(u32::try_from(taken).unwrap_or(u32::MAX));
         }
     };
     Response::Blocks(
@@ -368,13 +370,89 @@ pub async fn advertise(
 }
 
 /// Sends transactions to the current and next leaders (Gulf Stream); ours go straight to
-/// the engine. Returns the leaders they went to.
+/// the engine. Both leaders are asked at once, each within [`FORWARD_TIMEOUT`]; the answer
+/// says how many of the batch (from its start) a leader took and why the rest was not.
 pub async fn forward_transactions(
     net: &NetClient,
     shared: &Shared,
     engine: &mpsc::Sender<EngineMsg>,
     txs: Vec<bb_core::Transaction>,
-) -> Vec<Pubkey> {
+) -> Forwarded {
+    let (slot, leaders) = forward_leaders(shared);
+    let n = txs.len();
+    let asks = leaders.into_iter().map(|leader| {
+        let txs = txs.clone();
+        async move {
+            if leader_is_full(shared, &leader, slot) {
+                // It refused earlier this slot and drains only at the slot's end.
+                return (leader, LeaderAnswer::Took(0));
+            }
+            let answer = if leader == shared.identity {
+                match tokio::time::timeout(
+                    FORWARD_TIMEOUT,
+                    crate::gulfstream::offer_to_engine(shared, engine, txs),
+                )
+                .await
+                {
+                    Ok(taken) => LeaderAnswer::Took(taken),
+                    Err(_) => LeaderAnswer::Unreached(format!(
+                        "this node's own engine did not answer within {} s",
+                        FORWARD_TIMEOUT.as_secs()
+                    )),
+                }
+            } else {
+                shared.metrics.sent("forward");
+                let bytes = Request::Forward(txs).to_bytes();
+                match tokio::time::timeout(FORWARD_TIMEOUT, net.request(leader, bytes)).await {
+                    Err(_) => LeaderAnswer::Unreached(format!(
+                        "leader {} did not answer within {} s",
+                        leader.short(),
+                        FORWARD_TIMEOUT.as_secs()
+                    )),
+                    Ok(Err(e)) => {
+                        debug!(leader = %leader.short(), "forwarding transactions: {e}");
+                        LeaderAnswer::Unreached(format!("leader {} failed ({e})", leader.short()))
+                    }
+                    Ok(Ok(bytes)) => match Response::from_bytes(&bytes) {
+                        Ok(Response::Accepted(taken)) => {
+                            LeaderAnswer::Took(usize::try_from(taken).unwrap_or(usize::MAX))
+                        }
+                        _ => LeaderAnswer::Unreached(format!(
+                            "leader {} sent an answer that is not a forward receipt",
+                            leader.short()
+                        )),
+                    },
+                }
+            };
+            if matches!(answer, LeaderAnswer::Took(k) if k < n) && leader != shared.identity {
+                shared.busy_leaders.mark(leader, slot);
+            }
+            (leader, answer)
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    Forwarded::from_answers(n, &answers)
+}
+
+/// Whether every leader a forward would go to now is known to be full (this slot), so a
+/// submission can be refused before any work is spent on it.
+pub fn leaders_all_full(shared: &Shared) -> bool {
+    let (slot, leaders) = forward_leaders(shared);
+    !leaders.is_empty() && leaders.iter().all(|l| leader_is_full(shared, l, slot))
+}
+
+/// Whether `leader` is known to have no room in `slot`: our own queue by its level,
+/// another leader by its answer earlier in the slot.
+fn leader_is_full(shared: &Shared, leader: &Pubkey, slot: bb_core::Slot) -> bool {
+    if *leader == shared.identity {
+        shared.pending.is_full()
+    } else {
+        shared.busy_leaders.is_busy(leader, slot)
+    }
+}
+
+/// The slot now and the leaders Gulf Stream forwards to in it.
+fn forward_leaders(shared: &Shared) -> (bb_core::Slot, Vec<Pubkey>) {
     let slot = shared.clock_slot();
     let per = shared.genesis.leader_slots_per_rotation.max(1);
     // The current and next leaders, skipping those this node has banned or blocked
@@ -400,22 +478,5 @@ pub async fn forward_transactions(
             leaders.push(l);
         }
     }
-    let mut sent_to = Vec::new();
-    for leader in leaders {
-        if sent_to.contains(&leader) {
-            continue;
-        }
-        if leader == shared.identity {
-            let _ = engine.send(EngineMsg::Transactions(txs.clone())).await;
-        } else {
-            shared.metrics.sent("forward");
-            let bytes = Request::Forward(txs.clone()).to_bytes();
-            if let Err(e) = net.request(leader, bytes).await {
-                debug!(leader = %leader.short(), "forwarding transactions: {e}");
-                continue;
-            }
-        }
-        sent_to.push(leader);
-    }
-    sent_to
+    (slot, leaders)
 }

@@ -19,7 +19,9 @@ mod blocklist;
 mod engine;
 pub mod fault;
 mod gossip;
+mod gulfstream;
 pub mod metrics;
+mod pending;
 mod rpc;
 mod slashing;
 mod snapshots;
@@ -40,6 +42,7 @@ use tracing::{info, warn};
 
 pub use blocklist::{BLOCKLIST_FILE, Blocked, Blocklist};
 pub use fault::{Fault, Faults};
+pub use pending::DEFAULT_MAX_PENDING_TXS;
 pub use snapshots::SnapshotPolicy;
 
 use crate::engine::{Engine, EngineMsg};
@@ -69,6 +72,9 @@ pub struct NodeConfig {
     /// Messages per second accepted from one peer per kind (shreds: 50 times this per
     /// source address).
     pub rate_limit: u32,
+    /// Most transactions held for this node's leader slots; forwards beyond it are
+    /// refused ("leader busy") and counted, never silently dropped.
+    pub max_pending_txs: usize,
 }
 
 /// Runs a validator until `shutdown` completes, then stops every task cleanly.
@@ -86,7 +92,11 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         .with_context(|| format!("cannot open the ledger in {}", config.ledger_dir.display()))?;
     let ledger = Arc::new(ledger);
     let genesis_json = pin_genesis(&config.ledger_dir, &genesis)?;
-    let shared = Arc::new(Shared::new(identity.pubkey(), genesis.clone()));
+    let shared = Arc::new(Shared::new(
+        identity.pubkey(),
+        genesis.clone(),
+        config.max_pending_txs.max(1),
+    ));
 
     let shred_socket = tokio::net::UdpSocket::bind(config.shred_addr)
         .await

@@ -18,6 +18,20 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Label for counters split by why something happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// Why the pending queue did not keep a transaction (`transactions_dropped`).
+pub const DROPPED_QUEUE_FULL: &str = "queue_full";
+pub const DROPPED_EXPIRED: &str = "expired";
+/// Why `SubmitTransactions` answered `accepted = false` (`transactions_rejected`).
+pub const REJECTED_INVALID: &str = "invalid";
+pub const REJECTED_LEADER_BUSY: &str = "leader_busy";
+pub const REJECTED_NO_LEADER: &str = "no_leader";
+
 /// Every metric the node exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -49,6 +63,16 @@ pub struct Metrics {
     pub shreds_invalid: Counter,
     pub repair_requests: Counter,
     pub transactions_processed: Counter,
+    /// Transactions held for this node's leader slots now, and the most it holds.
+    pub pending_transactions: Gauge,
+    pub pending_transactions_capacity: Gauge,
+    /// Transactions the pending queue did not keep, by reason: `queue_full` (refused when
+    /// offered; the forwarder was told) or `expired` (their blockhash aged out while they
+    /// waited).
+    pub transactions_dropped: Family<ReasonLabel, Counter>,
+    /// Transactions `SubmitTransactions` on this node answered as not accepted, by reason:
+    /// `invalid` (failed screening), `leader_busy`, `no_leader`.
+    pub transactions_rejected: Family<ReasonLabel, Counter>,
     pub double_votes_seen: Counter,
     pub slashing_evidence: Counter,
     /// Bans imposed on peers, by reason.
@@ -93,6 +117,10 @@ impl Metrics {
             shreds_invalid: Counter::default(),
             repair_requests: Counter::default(),
             transactions_processed: Counter::default(),
+            pending_transactions: Gauge::default(),
+            pending_transactions_capacity: Gauge::default(),
+            transactions_dropped: Family::default(),
+            transactions_rejected: Family::default(),
             double_votes_seen: Counter::default(),
             slashing_evidence: Counter::default(),
             peer_bans: Family::default(),
@@ -210,6 +238,33 @@ impl Metrics {
             m.transactions_processed.clone(),
         );
         registry.register(
+            "pending_transactions",
+            "Transactions held for this node's leader slots",
+            m.pending_transactions.clone(),
+        );
+        registry.register(
+            "pending_transactions_capacity",
+            "Most transactions held for this node's leader slots (--max-pending-txs)",
+            m.pending_transactions_capacity.clone(),
+        );
+        registry.register(
+            "transactions_dropped",
+            "Transactions the pending queue did not keep: queue_full (refused, the forwarder was told), expired (blockhash aged out while waiting)",
+            m.transactions_dropped.clone(),
+        );
+        registry.register(
+            "transactions_rejected",
+            "Transactions SubmitTransactions answered as not accepted: invalid, leader_busy, no_leader",
+            m.transactions_rejected.clone(),
+        );
+        // Every reason from the start, so a dashboard sees zeros rather than nothing.
+        for reason in [DROPPED_QUEUE_FULL, DROPPED_EXPIRED] {
+            m.dropped(reason, 0);
+        }
+        for reason in [REJECTED_INVALID, REJECTED_LEADER_BUSY, REJECTED_NO_LEADER] {
+            m.rejected(reason, 0);
+        }
+        registry.register(
             "double_votes_seen",
             "Double votes detected",
             m.double_votes_seen.clone(),
@@ -247,6 +302,24 @@ impl Metrics {
         self.messages_received
             .get_or_create(&KindLabel { kind: kind.into() })
             .inc();
+    }
+
+    /// Counts `n` transactions the pending queue did not keep, for `reason`.
+    pub fn dropped(&self, reason: &str, n: u64) {
+        self.transactions_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc_by(n);
+    }
+
+    /// Counts `n` transactions `SubmitTransactions` did not accept, for `reason`.
+    pub fn rejected(&self, reason: &str, n: u64) {
+        self.transactions_rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc_by(n);
     }
 
     /// The text exposition.

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Faults;
 use crate::engine::{EngineMsg, Query};
+use crate::gulfstream::{Forwarded, Refusal};
 use crate::state::{Shared, SlotHashes};
 
 /// A peer's standing (demerits, bans) as the network layer sees it, as `Peer` fields.
@@ -57,6 +58,9 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<SnapshotChunk, Status>> + Se
 
 /// Rooted blocks read from the ledger per batch (one blocking read each).
 const ROOTED_BATCH: u64 = 64;
+/// Transactions per Gulf Stream forward: one request must stay under the request size
+/// limit (`wire::Request::MAX_SIZE`).
+const FORWARD_CHUNK: usize = 300;
 /// Bytes per snapshot chunk.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 
@@ -125,6 +129,40 @@ impl NodeService {
             transaction_count: h.transaction_count,
             tick_count: h.tick_count,
             commitment: level.into(),
+        }
+    }
+
+    /// Every transaction of a submission refused as "leader busy" (those that do not
+    /// decode, for that).
+    fn all_busy(&self, raw: &[Vec<u8>]) -> SubmitTransactionsResponse {
+        let mut busy = 0;
+        let results = raw
+            .iter()
+            .map(|bytes| match Transaction::from_bytes(bytes) {
+                Err(e) => TransactionResult {
+                    signature: String::new(),
+                    accepted: false,
+                    reason: e.to_string(),
+                },
+                Ok(tx) => {
+                    busy += 1;
+                    TransactionResult {
+                        signature: tx.signature.to_string(),
+                        accepted: false,
+                        reason: Refusal::LeaderBusy.reason(),
+                    }
+                }
+            })
+            .collect::<Vec<_>>();
+        let m = &self.shared.metrics;
+        m.rejected(crate::metrics::REJECTED_LEADER_BUSY, busy);
+        m.rejected(
+            crate::metrics::REJECTED_INVALID,
+            results.len() as u64 - busy,
+        );
+        SubmitTransactionsResponse {
+            results,
+            forwarded_to: Vec::new(),
         }
     }
 
@@ -658,8 +696,15 @@ impl bb_rpc::Node for NodeService {
                 bb_rpc::MAX_SUBMIT_TRANSACTIONS
             )));
         }
+        if crate::gossip::leaders_all_full(&self.shared) {
+            // Every leader we would forward to refused earlier this slot: turn the batch
+            // away before spending any work on it.
+            return Ok(Response::new(self.all_busy(&raw)));
+        }
         let mut results = Vec::with_capacity(raw.len());
+        // The screened transactions and where their results are.
         let mut good = Vec::new();
+        let mut good_at = Vec::new();
         for bytes in raw {
             match Transaction::from_bytes(&bytes) {
                 Err(e) => results.push(TransactionResult {
@@ -678,27 +723,57 @@ impl bb_rpc::Node for NodeService {
                     });
                     if results.last().is_some_and(|r| r.accepted) {
                         good.push(tx);
+                        good_at.push(results.len() - 1);
                     }
                 }
             }
         }
+        let invalid = results.len() - good.len();
+        if invalid > 0 {
+            self.shared
+                .metrics
+                .rejected(crate::metrics::REJECTED_INVALID, invalid as u64);
+        }
+        // Forward in chunks that fit one request; a transaction stays accepted only if a
+        // leader took it. Once a chunk is not taken whole (the leaders are full or out of
+        // reach), the rest are refused for the same reason without being sent: a busy
+        // leader is not asked again within one call.
         let mut forwarded_to = Vec::new();
-        if !good.is_empty() {
-            for chunk in good.chunks(300) {
-                let to = crate::gossip::forward_transactions(
-                    &self.net,
-                    &self.shared,
-                    &self.engine,
-                    chunk.to_vec(),
-                )
-                .await;
-                for l in to {
-                    let a = l.to_address();
-                    if !forwarded_to.contains(&a) {
-                        forwarded_to.push(a);
-                    }
+        let mut refused: Option<Refusal> = None;
+        let mut start = 0;
+        for chunk in good.chunks(FORWARD_CHUNK) {
+            let outcome = match &refused {
+                Some(r) => Forwarded::refused(r.clone()),
+                None => {
+                    crate::gossip::forward_transactions(
+                        &self.net,
+                        &self.shared,
+                        &self.engine,
+                        chunk.to_vec(),
+                    )
+                    .await
+                }
+            };
+            for l in &outcome.leaders {
+                let a = l.to_address();
+                if !forwarded_to.contains(&a) {
+                    forwarded_to.push(a);
                 }
             }
+            if let Some(refusal) = outcome.refusal {
+                let taken = outcome.taken.min(chunk.len());
+                let not_taken = &good_at[start + taken..start + chunk.len()];
+                let reason = refusal.reason();
+                for &i in not_taken {
+                    results[i].accepted = false;
+                    results[i].reason.clone_from(&reason);
+                }
+                self.shared
+                    .metrics
+                    .rejected(refusal.label(), not_taken.len() as u64);
+                refused = Some(refusal);
+            }
+            start += chunk.len();
         }
         Ok(Response::new(SubmitTransactionsResponse {
             results,
@@ -726,5 +801,21 @@ impl bb_rpc::Node for NodeService {
             slot,
             commitment: level.into(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bb_core::{Hash, Keypair};
+
+    #[test]
+    fn a_forward_chunk_fits_one_request() {
+        let from = Keypair::from_seed(&[3; 32]);
+        let txs = (0..FORWARD_CHUNK as u64)
+            .map(|k| Transaction::transfer(&from, Pubkey([4; 32]), k, u64::MAX, Hash([5; 32])))
+            .collect();
+        let bytes = crate::wire::Request::Forward(txs).to_bytes();
+        assert!(bytes.len() <= <crate::wire::Request as Canonical>::MAX_SIZE);
     }
 }

@@ -11,7 +11,9 @@ use bb_core::{Genesis, Hash, Pubkey, Slot};
 use bb_runtime::LeaderSchedule;
 use tokio::sync::broadcast;
 
+use crate::gulfstream::BusyLeaders;
 use crate::metrics::Metrics;
+use crate::pending::QueueLevel;
 
 /// A slot with its hashes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,11 +73,16 @@ pub struct Shared {
     /// Genesis stakes by validator (the staked set gossip accepts messages from).
     pub stakes: BTreeMap<Pubkey, u64>,
     pub metrics: Arc<Metrics>,
+    /// How full the engine's queue of pending transactions is (Gulf Stream back-pressure).
+    pub pending: QueueLevel,
+    /// Leaders that answered a forward "full" in the current slot.
+    pub busy_leaders: BusyLeaders,
     pub block_events: broadcast::Sender<BlockEvent>,
 }
 
 impl Shared {
-    pub fn new(identity: Pubkey, genesis: Arc<Genesis>) -> Shared {
+    /// `max_pending_txs` bounds the transactions held for our leader slots.
+    pub fn new(identity: Pubkey, genesis: Arc<Genesis>, max_pending_txs: usize) -> Shared {
         let stakes = genesis
             .validators
             .iter()
@@ -91,6 +98,8 @@ impl Shared {
             schedules: RwLock::new(BTreeMap::new()),
             stakes,
             metrics: Arc::new(Metrics::new()),
+            pending: QueueLevel::new(max_pending_txs),
+            busy_leaders: BusyLeaders::default(),
             block_events: broadcast::channel(1024).0,
         };
         // A node starts alone: that is no news, so the state is set without a log line;
@@ -101,6 +110,10 @@ impl Shared {
             .below_two_thirds
             .set(i64::from(Shared::under_two_thirds(own, total)));
         shared.check_reachable();
+        shared
+            .metrics
+            .pending_transactions_capacity
+            .set(i64::try_from(max_pending_txs).unwrap_or(i64::MAX));
         shared
     }
 
@@ -224,7 +237,7 @@ mod tests {
     #[test]
     fn reachable_stake_tracks_connections_and_the_two_thirds_line() {
         let (g, keys) = genesis(&[1, 1, 1]);
-        let shared = Shared::new(keys[0], Arc::new(g));
+        let shared = Shared::new(keys[0], Arc::new(g), 10);
         assert_eq!(shared.reachable_stake(), (1, 3));
         assert_eq!(shared.metrics.below_two_thirds.get(), 1, "alone: below");
         connect(&shared, keys[1], true);

@@ -81,7 +81,8 @@ pub const MAX_RANGE: u64 = 64;
 pub enum Response {
     /// Canonical block encodings, oldest first.
     Blocks(Vec<Vec<u8>>),
-    /// How many forwarded transactions the leader took.
+    /// How many forwarded transactions the leader took: the first `n`, in order. Fewer
+    /// than sent means its pending queue is full (back-pressure); the rest were not kept.
     Accepted(u32),
 }
 
