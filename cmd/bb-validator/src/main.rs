@@ -132,6 +132,9 @@ fn main() -> ExitCode {
             max_pending_txs: args.max_pending_txs,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
+            // Blocking work (ledger reads for RPC, snapshots) is short and rare: a few
+            // threads, not tokio's default of up to 512, bound what a node can cost.
+            .max_blocking_threads(8)
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;

@@ -35,6 +35,8 @@ const MAX_ADDRESSES_PER_PEER: usize = 8;
 const MAX_BOOK_PEERS: usize = 4096;
 /// How often due redials are checked.
 const TICK: Duration = Duration::from_millis(250);
+/// Least time between two lookups of staked peers whose address is unknown.
+const LOOKUP_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What we know of one peer.
 #[derive(Debug, Default)]
@@ -103,6 +105,8 @@ pub(crate) struct EventLoop {
     gossip_author: GossipAuthor,
     /// Peers the operator blocked, until when.
     blocked: HashMap<PeerId, Instant>,
+    /// When the last lookup of a staked peer with no known address started.
+    last_lookup: Option<Instant>,
     /// Told once whether the first listener came up.
     ready: Option<oneshot::Sender<Result<(), NetError>>>,
 }
@@ -156,6 +160,7 @@ impl EventLoop {
             guard: Guard::new(setup.rate_limit),
             gossip_author: setup.gossip_author,
             blocked: HashMap::new(),
+            last_lookup: None,
             ready: Some(setup.ready),
         };
         for (peer, addr) in event_loop.bootstrap.clone() {
@@ -425,9 +430,15 @@ impl EventLoop {
                 .map(|r| r.addresses.clone())
                 .unwrap_or_default();
             if addresses.is_empty() {
-                // Nowhere to dial yet: ask the DHT who is near it.
-                debug!(%peer, "looking up staked peer");
-                self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                // Nowhere to dial yet: ask the DHT who is near it. One lookup at a time:
+                // each one walks the table and fills in addresses of many peers, while a
+                // lookup per missing peer made a hundred starting validators flood each
+                // other's Kademlia with hundreds of thousands of requests.
+                if self.last_lookup.is_none_or(|at| now.duration_since(at) >= LOOKUP_INTERVAL) {
+                    debug!(%peer, "looking up staked peer");
+                    self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    self.last_lookup = Some(now);
+                }
             } else {
                 debug!(%peer, "redialing staked peer");
                 let opts = DialOpts::peer_id(peer)

@@ -182,7 +182,11 @@ impl Turbine {
             let assembler = assemblers
                 .entry(slot)
                 .or_insert_with(|| BlockAssembler::new(slot, leader));
-            let result = tokio::task::block_in_place(|| assembler.insert_shred(&shred));
+            // Inline: a proof check, one signature per set, at most one set's recovery
+            // (tens of microseconds). `block_in_place` here handed the worker to a new
+            // thread for every shred; with a hundred validators on one machine that was
+            // sixty threads per node and most of the machine in context switches.
+            let result = assembler.insert_shred(&shred);
             match result {
                 Ok(Insert::Duplicate) => {}
                 Ok(Insert::Accepted {
