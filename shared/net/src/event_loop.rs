@@ -434,7 +434,10 @@ impl EventLoop {
                 // each one walks the table and fills in addresses of many peers, while a
                 // lookup per missing peer made a hundred starting validators flood each
                 // other's Kademlia with hundreds of thousands of requests.
-                if self.last_lookup.is_none_or(|at| now.duration_since(at) >= LOOKUP_INTERVAL) {
+                if self
+                    .last_lookup
+                    .is_none_or(|at| now.duration_since(at) >= LOOKUP_INTERVAL)
+                {
                     debug!(%peer, "looking up staked peer");
                     self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                     self.last_lookup = Some(now);
