@@ -42,6 +42,19 @@ pub const MAX_NODES: usize = 128;
 /// `genesis`): a testnet and a localnet with the same slot length behave alike.
 pub(crate) const TICKS_PER_SLOT: u64 = 8;
 pub(crate) const HASHES_PER_TICK: u64 = 1000;
+/// Up to this many validators, `up` keeps [`HASHES_PER_TICK`]; beyond it, fewer hashes
+/// per tick (see [`UpArgs::hashes_per_tick`]).
+const FULL_POH_NODES: u64 = 16;
+/// The fewest hashes per tick `up` chooses by itself.
+const MIN_AUTO_HASHES_PER_TICK: u64 = 100;
+/// The slot length of a localnet that fits the machine.
+pub(crate) const DEFAULT_SLOT_MS: u64 = 400;
+/// CPU one validator needs per slot on a localnet (one core's milliseconds): every
+/// validator replays every block and checks every other validator's vote, so a slot's
+/// work grows with the number of validators sharing the machine. Measured on 2 cores
+/// (BENCH.md, "Scale probe"): 50 validators used 1.8 cores at 400 ms, 70 saturated both,
+/// 100 keep up at 1000 ms.
+const CPU_MS_PER_VALIDATOR_SLOT: u64 = 20;
 pub(crate) const LEADER_SLOTS_PER_ROTATION: u64 = 4;
 /// Tries with fresh ports when a node finds its port taken.
 const START_ATTEMPTS: usize = 3;
@@ -91,12 +104,19 @@ pub struct UpArgs {
     pub nodes: usize,
     #[command(flatten)]
     pub dir: crate::DirArg,
-    /// Slot length in milliseconds.
-    #[arg(long = "slot-ms", default_value_t = 400)]
-    pub slot_ms: u64,
+    /// Slot length in milliseconds. Default: 400, or longer when this machine's cores
+    /// are too few for the validators: 20 ms of one core per validator per slot (on 2
+    /// cores, 400 ms up to 40 validators, 1000 ms for 100).
+    #[arg(long = "slot-ms", value_name = "MS")]
+    pub slot_ms: Option<u64>,
     /// Slots per epoch (a multiple of 4).
     #[arg(long = "epoch-slots", default_value_t = 32)]
     pub epoch_slots: u64,
+    /// PoH hashes per tick (8 ticks a slot). Default: 1000 up to 16 validators, and for
+    /// more, 16000 / validators (at least 100): every validator re-hashes every block on
+    /// this one machine's cores, so the machine's PoH work stays what 16 nodes cost.
+    #[arg(long = "hashes-per-tick", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub hashes_per_tick: Option<u64>,
     /// Share of an offender's stake cut at the epoch boundary after its offense is
     /// recorded, in basis points (1000 = 10 %).
     #[arg(long = "slash-penalty-bps", value_name = "BPS", default_value_t = bb_core::DEFAULT_SLASH_PENALTY_BPS)]
@@ -218,14 +238,40 @@ impl UpArgs {
             .map_err(|e| anyhow::anyhow!("{e} (check --slot-ms, --epoch-slots and --stakes)"))
     }
 
+    /// `--slot-ms`, or the default for this many validators (spares included) on `cores`.
+    pub fn slot_ms(&self, cores: usize) -> u64 {
+        self.slot_ms.unwrap_or_else(|| {
+            let n = (self.nodes + self.spare) as u64;
+            let cores = (cores as u64).max(1);
+            DEFAULT_SLOT_MS.max((n * CPU_MS_PER_VALIDATOR_SLOT).div_ceil(cores))
+        })
+    }
+
+    /// `--hashes-per-tick`, or the default for this many validators (spares included).
+    ///
+    /// On one machine the PoH verification of a slot costs N times one replay, so a
+    /// hundred nodes at 1000 hashes per tick spent a sixth of both cores re-hashing
+    /// blocks. A localnet's PoH proves nothing about wall-clock time anyway: every node
+    /// shares the same CPU.
+    pub fn hashes_per_tick(&self) -> u64 {
+        self.hashes_per_tick.unwrap_or_else(|| {
+            let n = (self.nodes + self.spare) as u64;
+            if n <= FULL_POH_NODES {
+                HASHES_PER_TICK
+            } else {
+                (HASHES_PER_TICK * FULL_POH_NODES / n).max(MIN_AUTO_HASHES_PER_TICK)
+            }
+        })
+    }
+
     fn genesis(&self, validators: &[Pubkey], faucet: &[Pubkey], creation_time_ms: u64) -> Genesis {
         Genesis {
             version: GENESIS_VERSION,
             network: "localnet".into(),
             creation_time_ms,
-            slot_ms: self.slot_ms,
+            slot_ms: self.slot_ms(cores()),
             ticks_per_slot: TICKS_PER_SLOT,
-            hashes_per_tick: HASHES_PER_TICK,
+            hashes_per_tick: self.hashes_per_tick(),
             slots_per_epoch: self.epoch_slots,
             leader_slots_per_rotation: LEADER_SLOTS_PER_ROTATION,
             slash_penalty_bps: self.slash_penalty_bps,
@@ -262,6 +308,15 @@ pub fn up(out: Output, a: UpArgs) -> anyhow::Result<u8> {
         );
     }
     a.check()?;
+    if a.slot_ms.is_none() && a.slot_ms(cores()) > DEFAULT_SLOT_MS {
+        out.note(&format!(
+            "slots of {} ms: {} validators on {} cores need about {CPU_MS_PER_VALIDATOR_SLOT} ms \
+             of a core each per slot (--slot-ms sets it)",
+            a.slot_ms(cores()),
+            a.nodes + a.spare,
+            cores()
+        ));
+    }
     let bin = process::validator_bin()?;
     let dir = prepare_dir(&a.dir.dir)?;
     let lock = DirLock::acquire(&dir)?;
@@ -269,6 +324,11 @@ pub fn up(out: Output, a: UpArgs) -> anyhow::Result<u8> {
     let keys = Keys::create(&dir, a.nodes + a.spare)?;
     let rt = crate::runtime()?;
     rt.block_on(run(out, &a, &bin, &dir, &keys, lock))
+}
+
+/// The cores this process may run on: the validators share them.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Creates the directory (0700) and returns its absolute path.
@@ -878,6 +938,33 @@ mod tests {
         for bad in ["drop-shreds", "x=garbage", "1=", "1=:3", "1=Drop"] {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn slots_grow_only_when_the_machine_is_short_of_cores() {
+        let slot = |extra: &[&str], cores| args(extra).slot_ms(cores);
+        assert_eq!(slot(&[], 2), DEFAULT_SLOT_MS);
+        assert_eq!(slot(&["--nodes", "40"], 2), 400);
+        assert_eq!(slot(&["--nodes", "50"], 2), 500);
+        assert_eq!(slot(&["--nodes", "100"], 2), 1000);
+        assert_eq!(slot(&["--nodes", "90", "--spare", "10"], 2), 1000);
+        assert_eq!(slot(&["--nodes", "100"], 8), 400);
+        assert_eq!(slot(&["--nodes", "100"], 0), 2000);
+        assert_eq!(slot(&["--nodes", "100", "--slot-ms", "400"], 2), 400);
+        assert_eq!(slot(&["--slot-ms", "250"], 1), 250);
+    }
+
+    #[test]
+    fn poh_work_per_machine_is_capped_for_big_localnets() {
+        let hpt = |extra: &[&str]| args(extra).hashes_per_tick();
+        assert_eq!(hpt(&[]), HASHES_PER_TICK);
+        assert_eq!(hpt(&["--nodes", "16"]), HASHES_PER_TICK);
+        assert_eq!(hpt(&["--nodes", "32"]), 500);
+        assert_eq!(hpt(&["--nodes", "100"]), 160);
+        assert_eq!(hpt(&["--nodes", "128"]), 125);
+        assert_eq!(hpt(&["--nodes", "14", "--spare", "4"]), 888);
+        assert_eq!(hpt(&["--nodes", "100", "--hashes-per-tick", "2000"]), 2000);
+        assert!(T::try_parse_from(["t", "--hashes-per-tick", "0"]).is_err());
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! serve as a transaction id and a public key's bytes as an identity. Single and batch
 //! verification check the same (cofactored) equation, so they always agree.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{LazyLock, RwLock};
 
 use bincode::{Decode, Encode};
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
@@ -286,13 +288,39 @@ fn strict_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, KeyError> {
     Ok(point)
 }
 
+/// Keys decoded lately, so a key that signs often (a validator's: every vote, shred set
+/// and contact) is decompressed once, not once per signature; decompression is a field
+/// exponentiation, about a sixth of a single verification. Only keys that passed
+/// [`strict_point`] are kept, so a hit gives exactly what decoding would. Bounded: once
+/// full it is emptied and fills again with the keys in use.
+static DECODED_KEYS: LazyLock<RwLock<HashMap<[u8; 32], EdwardsPoint>>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
+const DECODED_KEYS_MAX: usize = 4096;
+
+/// [`strict_point`] for public keys, through [`DECODED_KEYS`].
+fn key_point(key: &Pubkey) -> Result<EdwardsPoint, KeyError> {
+    if let Ok(cache) = DECODED_KEYS.read()
+        && let Some(point) = cache.get(&key.0)
+    {
+        return Ok(*point);
+    }
+    let point = strict_point(&key.0)?;
+    if let Ok(mut cache) = DECODED_KEYS.write() {
+        if cache.len() >= DECODED_KEYS_MAX {
+            cache.clear();
+        }
+        cache.insert(key.0, point);
+    }
+    Ok(point)
+}
+
 fn prepare(
     domain: Domain,
     key: &Pubkey,
     message: &[u8],
     sig: &Signature,
 ) -> Result<Prepared, SignatureError> {
-    let a = strict_point(&key.0).map_err(SignatureError::BadKey)?;
+    let a = key_point(key).map_err(SignatureError::BadKey)?;
     let r_bytes = sig.r_bytes();
     let r = strict_point(&r_bytes).map_err(SignatureError::BadR)?;
     let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(sig.s_bytes()))
@@ -701,5 +729,36 @@ mod tests {
         sigs.swap(2, 5);
         let bad: Vec<usize> = items(&sigs).into_iter().map(|(i, _)| i).collect();
         assert_eq!(bad, vec![2, 5]);
+    }
+
+    #[test]
+    fn decoded_keys_give_the_same_verdicts_as_decoding_and_stay_bounded() {
+        let signer = key(9);
+        let pk = signer.pubkey();
+        let sig = signer.sign(Domain::Test, b"cached");
+        // First use decodes and keeps the key; later ones hit the cache: same verdicts.
+        for _ in 0..3 {
+            assert_eq!(verify(Domain::Test, &pk, b"cached", &sig), Ok(()));
+            assert_eq!(
+                verify(Domain::Test, &pk, b"other", &sig),
+                Err(SignatureError::Mismatch)
+            );
+        }
+        // A bad key is refused every time: refusals are never cached.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for _ in 0..2 {
+            assert_eq!(key_point(&Pubkey(identity)), Err(KeyError::SmallOrder));
+        }
+        // Past the bound the cache starts over, and verdicts do not change.
+        for i in 0..(DECODED_KEYS_MAX as u64 + 10) {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&i.to_le_bytes());
+            seed[8] = 0xAA;
+            let k = Keypair::from_seed(&seed).pubkey();
+            assert_eq!(key_point(&k).map(|p| p.compress().to_bytes()), Ok(k.0));
+        }
+        assert!(DECODED_KEYS.read().map(|c| c.len()).unwrap_or(0) <= DECODED_KEYS_MAX);
+        assert_eq!(verify(Domain::Test, &pk, b"cached", &sig), Ok(()));
     }
 }

@@ -36,4 +36,4 @@ pub use poh::{
     Entry, PohError, PohRecorder, check_tick_structure, verify_entries, verify_entries_parallel,
 };
 pub use tx::{Transaction, Transfer, verify_transactions};
-pub use vote::{SignedVote, Vote};
+pub use vote::{SignedVote, Vote, verify_votes};

@@ -125,15 +125,16 @@ fn gossip(genesis: &Hash) -> Result<gossipsub::Behaviour, NetError> {
         })
         .heartbeat_interval(Duration::from_secs(1))
         // A publisher sends to every peer it has (flood publish, gossipsub's default), so
-        // a message is one hop from everyone connected to its author, and the mesh is
-        // the backup. Every mesh peer forwards every message once, so each node gets
-        // about `mesh_n` + 1 copies of everything: with every validator voting every
-        // slot, that is the network's whole cost (100 validators, 4 peers: 500 copies a
-        // slot per node, against 900 with 8).
-        .mesh_n(4)
-        .mesh_n_low(3)
-        .mesh_n_high(6)
-        .mesh_outbound_min(2)
+        // a message is one hop from everyone connected to its author (validators connect
+        // to every staked peer), and the mesh is the backup. Every mesh peer forwards
+        // every message once, so each node gets about `mesh_n` + 1 copies of everything:
+        // with every validator voting every slot, that is the network's whole cost (100
+        // validators, 2 mesh peers: 300 copies a slot per node, against 500 with 4 and
+        // 900 with 8). Lazy gossip (below) heals what both paths miss.
+        .mesh_n(2)
+        .mesh_n_low(1)
+        .mesh_n_high(3)
+        .mesh_outbound_min(1)
         // Lazy gossip (IHAVE) goes to a few peers outside the mesh, naming the last two
         // heartbeats' messages: enough to heal a lost copy, small enough to stay cheap
         // when a hundred validators vote every slot.

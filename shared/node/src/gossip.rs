@@ -29,69 +29,127 @@ pub async fn handle_events(
     shared: Arc<Shared>,
     engine: mpsc::Sender<EngineMsg>,
 ) {
-    while let Some(event) = events.recv().await {
-        match event {
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
+    while events.recv_many(&mut batch, EVENT_BATCH).await > 0 {
+        let mut votes = check_votes(&shared, &batch).into_iter();
+        for event in batch.drain(..) {
+            handle_event(event, &mut votes, &net, &shared, &engine).await;
+        }
+    }
+}
+
+/// Events taken from the network's queue at once, at most: the votes among them have
+/// their signatures checked together.
+const EVENT_BATCH: usize = 64;
+
+/// What the checks before the engine made of one gossiped vote.
+type CheckedVote = Result<SignedVote, Misbehaviour>;
+
+/// The votes among `events`, in order, decoded and checked: staked voter, and the
+/// signatures of all of them verified as one batch. A hundred validators vote every slot
+/// and their votes arrive together, so this halves the signature work per vote.
+fn check_votes(shared: &Shared, events: &[NetEvent]) -> Vec<CheckedVote> {
+    let mut checked: Vec<CheckedVote> = events
+        .iter()
+        .filter_map(|e| match e {
             NetEvent::Gossip {
-                topic,
-                from,
-                message_id,
+                topic: Topic::Votes,
                 bytes,
-            } => {
-                let verdict = match topic {
-                    Topic::Votes => on_vote(&shared, &engine, &bytes).await,
-                    Topic::Contact => on_contact(&shared, &bytes),
-                    Topic::Slashing => on_evidence(&shared, &engine, &bytes).await,
-                };
-                let _ = net.report_validation(message_id, from, verdict).await;
+                ..
+            } => Some(bytes),
+            _ => None,
+        })
+        .map(|bytes| {
+            shared.metrics.received("vote");
+            let vote = SignedVote::from_bytes(bytes).map_err(|_| Misbehaviour::Malformed)?;
+            // Only a staked validator's vote, signed by it, is forwarded.
+            if !shared.stakes.contains_key(&vote.vote.voter) {
+                return Err(Misbehaviour::Malformed);
             }
-            NetEvent::Request {
-                from,
-                bytes,
-                respond,
-            } => {
-                let engine = engine.clone();
-                let shared = shared.clone();
-                let net = net.clone();
-                tokio::spawn(async move {
-                    let answer = serve_request(&shared, &engine, &net, from, &bytes).await;
-                    let _ = respond.send(answer.to_bytes());
-                });
-            }
-            NetEvent::PeerConnected(p) => {
-                info!(peer = %p.short(), "peer connected");
-                set_connected(&shared, p, true);
-            }
-            NetEvent::PeerDisconnected(p) => {
-                info!(peer = %p.short(), "peer disconnected");
-                set_connected(&shared, p, false);
-            }
-            NetEvent::GenesisMismatch { peer, theirs } => {
-                warn!(peer = %peer.short(), theirs, "dropped a peer of another network");
-            }
-            NetEvent::PeerBanned {
-                peer,
-                reason,
-                length,
-                count,
-            } => {
-                warn!(
-                    peer = %peer.short(),
-                    %reason,
-                    seconds = length.as_secs(),
-                    bans = count,
-                    "peer banned"
-                );
-                shared
-                    .metrics
-                    .peer_bans
-                    .get_or_create(&crate::metrics::KindLabel {
-                        kind: reason.label().into(),
-                    })
-                    .inc();
-                if let Ok(mut peers) = shared.peers.write() {
-                    peers.entry(peer).or_default().banned_until =
-                        Some((Instant::now() + length, reason));
-                }
+            Ok(vote)
+        })
+        .collect();
+    let decoded: Vec<SignedVote> = checked.iter().filter_map(|c| c.ok()).collect();
+    let mut verdicts = bb_core::verify_votes(&decoded).into_iter();
+    for c in &mut checked {
+        if c.is_ok() && verdicts.next() == Some(false) {
+            *c = Err(Misbehaviour::InvalidSignature);
+        }
+    }
+    checked
+}
+
+async fn handle_event(
+    event: NetEvent,
+    votes: &mut impl Iterator<Item = CheckedVote>,
+    net: &NetClient,
+    shared: &Arc<Shared>,
+    engine: &mpsc::Sender<EngineMsg>,
+) {
+    match event {
+        NetEvent::Gossip {
+            topic,
+            from,
+            message_id,
+            bytes,
+        } => {
+            let verdict = match topic {
+                Topic::Votes => match votes.next() {
+                    Some(checked) => on_vote(engine, checked, bytes).await,
+                    None => Acceptance::Ignore,
+                },
+                Topic::Contact => on_contact(shared, &bytes),
+                Topic::Slashing => on_evidence(shared, engine, &bytes).await,
+            };
+            let _ = net.report_validation(message_id, from, verdict).await;
+        }
+        NetEvent::Request {
+            from,
+            bytes,
+            respond,
+        } => {
+            let engine = engine.clone();
+            let shared = shared.clone();
+            let net = net.clone();
+            tokio::spawn(async move {
+                let answer = serve_request(&shared, &engine, &net, from, &bytes).await;
+                let _ = respond.send(answer.to_bytes());
+            });
+        }
+        NetEvent::PeerConnected(p) => {
+            info!(peer = %p.short(), "peer connected");
+            set_connected(shared, p, true);
+        }
+        NetEvent::PeerDisconnected(p) => {
+            info!(peer = %p.short(), "peer disconnected");
+            set_connected(shared, p, false);
+        }
+        NetEvent::GenesisMismatch { peer, theirs } => {
+            warn!(peer = %peer.short(), theirs, "dropped a peer of another network");
+        }
+        NetEvent::PeerBanned {
+            peer,
+            reason,
+            length,
+            count,
+        } => {
+            warn!(
+                peer = %peer.short(),
+                %reason,
+                seconds = length.as_secs(),
+                bans = count,
+                "peer banned"
+            );
+            shared
+                .metrics
+                .peer_bans
+                .get_or_create(&crate::metrics::KindLabel {
+                    kind: reason.label().into(),
+                })
+                .inc();
+            if let Ok(mut peers) = shared.peers.write() {
+                peers.entry(peer).or_default().banned_until =
+                    Some((Instant::now() + length, reason));
             }
         }
     }
@@ -120,25 +178,19 @@ pub(crate) fn gossip_author(topic: Topic, bytes: &[u8]) -> Option<Pubkey> {
     }
 }
 
-async fn on_vote(shared: &Shared, engine: &mpsc::Sender<EngineMsg>, bytes: &[u8]) -> Acceptance {
-    shared.metrics.received("vote");
-    let Ok(vote) = SignedVote::from_bytes(bytes) else {
-        return Acceptance::Reject(Misbehaviour::Malformed);
-    };
-    // Only a staked validator's vote, signed by it, is forwarded.
-    if !shared.stakes.contains_key(&vote.vote.voter) {
-        return Acceptance::Reject(Misbehaviour::Malformed);
+/// A vote [`check_votes`] looked at: forwarded to the engine if it passed.
+async fn on_vote(
+    engine: &mpsc::Sender<EngineMsg>,
+    checked: CheckedVote,
+    raw: Vec<u8>,
+) -> Acceptance {
+    match checked {
+        Ok(vote) => {
+            let _ = engine.send(EngineMsg::Vote { vote, raw }).await;
+            Acceptance::Accept
+        }
+        Err(why) => Acceptance::Reject(why),
     }
-    if vote.verify().is_err() {
-        return Acceptance::Reject(Misbehaviour::InvalidSignature);
-    }
-    let _ = engine
-        .send(EngineMsg::Vote {
-            vote,
-            raw: bytes.to_vec(),
-        })
-        .await;
-    Acceptance::Accept
 }
 
 /// Slashing evidence: forwarded only if it proves an offense this node did not know of.
@@ -339,7 +391,18 @@ async fn repair(
     }
 }
 
-/// Advertises our signed contact info every two seconds.
+/// How often a validator advertises its contact info in a network of `validators`: every
+/// two seconds up to 20 validators, then less often, so each node checks about ten
+/// contact signatures a second however many validators there are (at a hundred, a
+/// two-second period was fifty a second per node, all of them on one machine's cores in
+/// a localnet).
+pub fn contact_interval(validators: usize) -> Duration {
+    const BASE: Duration = Duration::from_secs(2);
+    const UP_TO: usize = 20;
+    BASE * u32::try_from(validators.div_ceil(UP_TO).max(1)).unwrap_or(u32::MAX)
+}
+
+/// Advertises our signed contact info every [`contact_interval`].
 pub async fn advertise(
     net: NetClient,
     shared: Arc<Shared>,
@@ -348,7 +411,7 @@ pub async fn advertise(
     shred_addr: String,
     rpc_addr: String,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut tick = tokio::time::interval(contact_interval(shared.stakes.len()));
     loop {
         tick.tick().await;
         let info = ContactInfo {
@@ -479,4 +542,22 @@ fn forward_leaders(shared: &Shared) -> (bb_core::Slot, Vec<Pubkey>) {
         }
     }
     (slot, leaders)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_signatures_per_node_stay_near_ten_a_second() {
+        assert_eq!(contact_interval(0), Duration::from_secs(2));
+        assert_eq!(contact_interval(3), Duration::from_secs(2));
+        assert_eq!(contact_interval(20), Duration::from_secs(2));
+        assert_eq!(contact_interval(21), Duration::from_secs(4));
+        assert_eq!(contact_interval(100), Duration::from_secs(10));
+        for n in [1usize, 20, 50, 100, 128, 1000] {
+            let per_second = n as f64 / contact_interval(n).as_secs_f64();
+            assert!(per_second <= 10.0, "{n} validators: {per_second} a second");
+        }
+    }
 }

@@ -161,6 +161,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         faults: faults.clone(),
         engine: engine_tx.clone(),
         shred_rate_limit: config.rate_limit.saturating_mul(SHRED_RATE_FACTOR),
+        view: std::sync::Mutex::new(None),
     });
 
     let mut tasks = tokio::task::JoinSet::new();

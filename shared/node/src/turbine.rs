@@ -2,9 +2,9 @@
 //! shred's tree; every node checks what it receives, retransmits to its children, rebuilds
 //! missing shreds from any 32 of a set, and hands complete blocks to the engine.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bb_core::{Block, Canonical, Keypair, Pubkey, Slot};
@@ -19,8 +19,13 @@ use crate::engine::EngineMsg;
 use crate::fault::Faults;
 use crate::state::Shared;
 
-/// How long after its last contact a peer still counts as present in the tree.
-const PRESENT_FOR: Duration = Duration::from_secs(10);
+/// How long after its last contact a peer still counts as present in the tree: at least
+/// ten seconds, and three advertising periods (they grow with the network).
+fn present_for(validators: usize) -> Duration {
+    (crate::gossip::contact_interval(validators) * 3).max(Duration::from_secs(10))
+}
+/// How long a computed [`View`] is used before it is built again from the peer table.
+const VIEW_FOR: Duration = Duration::from_secs(1);
 /// Slots ahead of the clock (or behind the newest) an assembler is kept for.
 const SLOT_WINDOW: u64 = 512;
 
@@ -34,38 +39,67 @@ pub struct Turbine {
     pub engine: mpsc::Sender<EngineMsg>,
     /// Shreds per second accepted from one source address.
     pub shred_rate_limit: u32,
+    /// The tree and addresses last computed, reused for [`VIEW_FOR`].
+    pub view: Mutex<Option<Arc<View>>>,
+}
+
+/// Who is present and where, as of `at`: the tree over them and their shred addresses.
+/// Every received shred needs both; building them reads the whole peer table, so they are
+/// built at most once per [`VIEW_FOR`] rather than once per shred (at a hundred nodes,
+/// a copy of the peer table per shred was most of a validator's allocations).
+pub struct View {
+    at: Instant,
+    tree: RetransmitTree,
+    addrs: HashMap<Pubkey, SocketAddr>,
+}
+
+impl View {
+    fn addr_of(&self, who: &Pubkey) -> Option<SocketAddr> {
+        self.addrs.get(who).copied()
+    }
 }
 
 impl Turbine {
-    /// The tree over the validators present now: staked validators whose contact info is
-    /// fresh, and this node.
-    fn tree(&self) -> RetransmitTree {
+    /// The tree over the validators present now (staked validators whose contact info is
+    /// fresh, and this node) with their shred addresses; at most [`VIEW_FOR`] old.
+    fn view(&self) -> Arc<View> {
         let now = Instant::now();
-        let peers = self
-            .shared
-            .peers
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_default();
-        let nodes: Vec<(Pubkey, u64)> = self
-            .shared
-            .stakes
-            .iter()
-            .filter(|(k, _)| {
-                **k == self.shared.identity
-                    || peers.get(k).is_some_and(|p| {
-                        p.shred_addr.is_some()
-                            && p.last_contact
-                                .is_some_and(|t| now.duration_since(t) < PRESENT_FOR)
-                    })
-            })
-            .map(|(k, s)| (*k, *s))
-            .collect();
-        RetransmitTree::new(&nodes, self.fanout)
-    }
-
-    fn addr_of(&self, who: &Pubkey) -> Option<SocketAddr> {
-        self.shared.peers.read().ok()?.get(who)?.shred_addr
+        if let Ok(cached) = self.view.lock()
+            && let Some(v) = cached.as_ref()
+            && now.duration_since(v.at) < VIEW_FOR
+        {
+            return v.clone();
+        }
+        let mut addrs = HashMap::new();
+        let present_for = present_for(self.shared.stakes.len());
+        let mut nodes: Vec<(Pubkey, u64)> = Vec::with_capacity(self.shared.stakes.len());
+        if let Ok(peers) = self.shared.peers.read() {
+            for (k, stake) in self.shared.stakes.iter() {
+                if *k == self.shared.identity {
+                    nodes.push((*k, *stake));
+                    continue;
+                }
+                let Some(p) = peers.get(k) else { continue };
+                let present = p
+                    .last_contact
+                    .is_some_and(|t| now.duration_since(t) < present_for);
+                if let Some(addr) = p.shred_addr
+                    && present
+                {
+                    nodes.push((*k, *stake));
+                    addrs.insert(*k, addr);
+                }
+            }
+        }
+        let view = Arc::new(View {
+            at: now,
+            tree: RetransmitTree::new(&nodes, self.fanout),
+            addrs,
+        });
+        if let Ok(mut cached) = self.view.lock() {
+            *cached = Some(view.clone());
+        }
+        view
     }
 
     async fn send(&self, bytes: &[u8], to: SocketAddr) {
@@ -92,7 +126,7 @@ impl Turbine {
                 return;
             }
         };
-        let tree = self.tree();
+        let view = self.view();
         let me = self.identity.pubkey();
         // Test-only fault `withhold-shreds`: a quarter of each set, too few to rebuild it;
         // the others must repair the block from us or skip our slot.
@@ -103,8 +137,8 @@ impl Turbine {
         };
         for set in &sets {
             for shred in set.shreds().iter().take(per_set) {
-                if let Some(root) = tree.first_hop(&me, slot, shred.index(), shred.kind())
-                    && let Some(addr) = self.addr_of(&root)
+                if let Some(root) = view.tree.first_hop(&me, slot, shred.index(), shred.kind())
+                    && let Some(addr) = view.addr_of(&root)
                 {
                     self.send(shred.as_bytes(), addr).await;
                 }
@@ -200,10 +234,10 @@ impl Turbine {
                         .metrics
                         .shreds_recovered
                         .inc_by(recovered.len() as u64);
-                    let tree = self.tree();
-                    self.retransmit(&tree, &leader, &shred).await;
+                    let view = self.view();
+                    self.retransmit(&view, &leader, &shred).await;
                     for r in &recovered {
-                        self.retransmit(&tree, &leader, r).await;
+                        self.retransmit(&view, &leader, r).await;
                     }
                     if let Some(block_bytes) = block {
                         match Block::from_bytes(&block_bytes) {
@@ -264,11 +298,14 @@ impl Turbine {
             .unwrap_or_default()
     }
 
-    async fn retransmit(&self, tree: &RetransmitTree, leader: &Pubkey, shred: &Shred) {
+    async fn retransmit(&self, view: &View, leader: &Pubkey, shred: &Shred) {
         let kind: ShredKind = shred.kind();
         let me = self.identity.pubkey();
-        for child in tree.children(leader, shred.slot(), shred.index(), kind, &me) {
-            if let Some(addr) = self.addr_of(&child) {
+        for child in view
+            .tree
+            .children(leader, shred.slot(), shred.index(), kind, &me)
+        {
+            if let Some(addr) = view.addr_of(&child) {
                 self.send(shred.as_bytes(), addr).await;
             }
         }
