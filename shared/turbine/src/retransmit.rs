@@ -68,6 +68,19 @@ impl RetransmitTree {
         shred_index: u32,
         kind: ShredKind,
     ) -> Vec<Pubkey> {
+        self.shuffle_prefix(leader, slot, shred_index, kind, usize::MAX)
+    }
+
+    /// The first `len` nodes of [`RetransmitTree::shuffle`] (all of them if fewer), drawing
+    /// no more than that: the draws are sequential, so a prefix is the same either way.
+    fn shuffle_prefix(
+        &self,
+        leader: &Pubkey,
+        slot: Slot,
+        shred_index: u32,
+        kind: ShredKind,
+        len: usize,
+    ) -> Vec<Pubkey> {
         let seed = hashv(&[
             SEED_PREFIX,
             leader.as_bytes(),
@@ -79,7 +92,7 @@ impl RetransmitTree {
         let candidates: Vec<&(Pubkey, u64)> =
             self.nodes.iter().filter(|(key, _)| key != leader).collect();
         let stakes: Vec<u64> = candidates.iter().map(|(_, stake)| *stake).collect();
-        weighted_shuffle(&stakes, &mut rng)
+        weighted_shuffle(&stakes, &mut rng, len)
             .into_iter()
             .map(|i| candidates[i].0)
             .collect()
@@ -109,18 +122,20 @@ impl RetransmitTree {
         kind: ShredKind,
         me: &Pubkey,
     ) -> Vec<Pubkey> {
-        let order = self.shuffle(leader, slot, shred_index, kind);
-        match order.iter().position(|key| key == me) {
-            Some(p) => {
-                let start = p.saturating_mul(self.fanout).saturating_add(1);
-                let end = start.saturating_add(self.fanout).min(order.len());
-                order
-                    .get(start..end)
-                    .map(<[Pubkey]>::to_vec)
-                    .unwrap_or_default()
-            }
-            None => Vec::new(),
-        }
+        // Only the first positions have children: most nodes are leaves of most shreds'
+        // trees, and finding that out needs those positions only, not the whole order.
+        let others = self.nodes.iter().filter(|(key, _)| key != leader).count();
+        let inner = others.saturating_sub(1).div_ceil(self.fanout);
+        let head = self.shuffle_prefix(leader, slot, shred_index, kind, inner);
+        let Some(p) = head.iter().position(|key| key == me) else {
+            return Vec::new();
+        };
+        let start = p.saturating_mul(self.fanout).saturating_add(1);
+        let end = start.saturating_add(self.fanout).min(others);
+        self.shuffle_prefix(leader, slot, shred_index, kind, end)
+            .get(start..end)
+            .map(<[Pubkey]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// From whom `me` should get the shred: the leader for the root, the node above
@@ -141,10 +156,11 @@ impl RetransmitTree {
     }
 }
 
-/// A permutation of `0..stakes.len()`: indices with stake drawn one at a time with
-/// probability proportional to stake among those left, then zero-stake indices in a
-/// uniform random order. O(n log n) with a Fenwick tree of the remaining stakes.
-fn weighted_shuffle<R: Rng>(stakes: &[u64], rng: &mut R) -> Vec<usize> {
+/// The first `len` indices of a permutation of `0..stakes.len()`: indices with stake
+/// drawn one at a time with probability proportional to stake among those left, then
+/// zero-stake indices in a uniform random order. O(n + len log n) with a Fenwick tree of
+/// the remaining stakes; any `len` gives a prefix of the same permutation.
+fn weighted_shuffle<R: Rng>(stakes: &[u64], rng: &mut R, len: usize) -> Vec<usize> {
     // Scale down (keeping every non-zero stake at least 1) so the total fits in a u64.
     let total: u128 = stakes.iter().map(|&s| u128::from(s)).sum();
     let shift = (128 - total.leading_zeros()).saturating_sub(62);
@@ -156,12 +172,15 @@ fn weighted_shuffle<R: Rng>(stakes: &[u64], rng: &mut R) -> Vec<usize> {
 
     let mut fenwick = Fenwick::new(&weights);
     let mut remaining: u64 = weights.iter().sum();
-    let mut order = Vec::with_capacity(stakes.len());
-    for _ in 0..weights.len() {
+    let mut order = Vec::with_capacity(stakes.len().min(len));
+    for _ in 0..weights.len().min(len) {
         let pick = fenwick.find(uniform(rng, remaining));
         fenwick.sub(pick, weights[pick]);
         remaining -= weights[pick];
         order.push(staked[pick]);
+    }
+    if order.len() >= len {
+        return order;
     }
 
     let mut zero = zero;
@@ -170,6 +189,7 @@ fn weighted_shuffle<R: Rng>(stakes: &[u64], rng: &mut R) -> Vec<usize> {
         zero.swap(i, j);
     }
     order.extend(zero);
+    order.truncate(len);
     order
 }
 
@@ -295,6 +315,33 @@ mod tests {
                         .is_empty()
                 );
                 assert_eq!(tree.parent(&leader, slot, index, kind, &key(9999)), None);
+            }
+        }
+    }
+
+    #[test]
+    fn children_read_from_a_prefix_match_the_whole_order() {
+        for n in [1u32, 2, 5, 40, 99, 100] {
+            for fanout in [1usize, 2, 3, 7, DEFAULT_FANOUT] {
+                let list = nodes(n, |i| u64::from(i % 4));
+                let tree = RetransmitTree::new(&list, fanout);
+                let leader = key(0);
+                for (index, kind) in [(0u32, ShredKind::Data), (5, ShredKind::Code)] {
+                    let order = tree.shuffle(&leader, 9, index, kind);
+                    for (p, me) in order.iter().enumerate() {
+                        let start = (p * fanout + 1).min(order.len());
+                        let end = (start + fanout).min(order.len());
+                        assert_eq!(
+                            tree.children(&leader, 9, index, kind, me),
+                            order[start..end].to_vec(),
+                            "n = {n}, fanout = {fanout}, position {p}"
+                        );
+                    }
+                    for len in [0, 1, 3, order.len(), order.len() + 5] {
+                        let head = tree.shuffle_prefix(&leader, 9, index, kind, len);
+                        assert_eq!(head, order[..len.min(order.len())].to_vec());
+                    }
+                }
             }
         }
     }
