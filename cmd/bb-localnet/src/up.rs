@@ -47,6 +47,10 @@ pub(crate) const HASHES_PER_TICK: u64 = 1000;
 const FULL_POH_NODES: u64 = 16;
 /// The fewest hashes per tick `up` chooses by itself.
 const MIN_AUTO_HASHES_PER_TICK: u64 = 100;
+/// The ledger caches of all a big localnet's validators together, in MiB.
+const LOCALNET_LEDGER_CACHE_MB: u64 = 2048;
+/// The smallest ledger cache `up` gives a validator by itself.
+const MIN_AUTO_LEDGER_CACHE_MB: u64 = 16;
 /// The slot length of a localnet that fits the machine.
 pub(crate) const DEFAULT_SLOT_MS: u64 = 400;
 /// CPU one validator needs per slot on a localnet (one core's milliseconds): every
@@ -124,6 +128,11 @@ pub struct UpArgs {
     /// Passed to every node as --rate-limit (messages per second per peer and kind).
     #[arg(long = "rate-limit", value_name = "N")]
     pub rate_limit: Option<u32>,
+    /// Passed to every node as --ledger-cache-mb. Default: the validator's own (128) up to
+    /// 16 validators, and 2048 / validators (at least 16) for more, so the localnet's
+    /// ledger caches together stay within 2 GiB.
+    #[arg(long = "ledger-cache-mb", value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub ledger_cache_mb: Option<u64>,
     /// Passed to every node as --max-pending-txs (transactions a leader holds before it
     /// answers forwards "leader busy").
     #[arg(long = "max-pending-txs", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -244,6 +253,16 @@ impl UpArgs {
             let n = (self.nodes + self.spare) as u64;
             let cores = (cores as u64).max(1);
             DEFAULT_SLOT_MS.max((n * CPU_MS_PER_VALIDATOR_SLOT).div_ceil(cores))
+        })
+    }
+
+    /// `--ledger-cache-mb`, or what a localnet of this many validators (spares included)
+    /// gives each; `None`: the validator's default.
+    pub fn ledger_cache_mb(&self) -> Option<u64> {
+        let n = (self.nodes + self.spare) as u64;
+        self.ledger_cache_mb.or_else(|| {
+            (n > FULL_POH_NODES)
+                .then(|| (LOCALNET_LEDGER_CACHE_MB / n).max(MIN_AUTO_LEDGER_CACHE_MB))
         })
     }
 
@@ -476,6 +495,9 @@ fn launch(
     }
     if let Some(n) = a.max_pending_txs {
         passthrough.extend(["--max-pending-txs".to_string(), n.to_string()]);
+    }
+    if let Some(mb) = a.ledger_cache_mb() {
+        passthrough.extend(["--ledger-cache-mb".to_string(), mb.to_string()]);
     }
     let nodes: Vec<NodeEntry> = (0..a.nodes + a.spare)
         .map(|i| {
@@ -952,6 +974,18 @@ mod tests {
         assert_eq!(slot(&["--nodes", "100"], 0), 2000);
         assert_eq!(slot(&["--nodes", "100", "--slot-ms", "400"], 2), 400);
         assert_eq!(slot(&["--slot-ms", "250"], 1), 250);
+    }
+
+    #[test]
+    fn big_localnets_give_each_ledger_a_smaller_cache() {
+        let mb = |extra: &[&str]| args(extra).ledger_cache_mb();
+        assert_eq!(mb(&[]), None);
+        assert_eq!(mb(&["--nodes", "16"]), None);
+        assert_eq!(mb(&["--nodes", "32"]), Some(64));
+        assert_eq!(mb(&["--nodes", "100"]), Some(20));
+        assert_eq!(mb(&["--nodes", "128"]), Some(16));
+        assert_eq!(mb(&["--nodes", "3", "--ledger-cache-mb", "8"]), Some(8));
+        assert!(T::try_parse_from(["t", "--ledger-cache-mb", "0"]).is_err());
     }
 
     #[test]

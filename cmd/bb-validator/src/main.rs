@@ -83,6 +83,10 @@ struct Args {
     /// `bb_pending_transactions`.
     #[arg(long = "max-pending-txs", value_name = "N", default_value_t = bb_node::DEFAULT_MAX_PENDING_TXS, value_parser = parse_max_pending)]
     max_pending_txs: usize,
+    /// The ledger's page cache in MiB: recently read and written pages of the redb file,
+    /// most of a quiet validator's memory once the ledger outgrows it.
+    #[arg(long = "ledger-cache-mb", value_name = "MIB", default_value_t = (bb_node::DEFAULT_LEDGER_CACHE_BYTES >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    ledger_cache_mb: u64,
     /// Test only: inject a fault, drop-shreds:P, delay-ms:D, serve-tampered, double-vote,
     /// equivocate, withhold-shreds, garbage or flood:RATE (repeatable).
     #[arg(long, value_name = "KIND[:ARG]", value_parser = parse_fault)]
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
             },
             rate_limit: args.rate_limit,
             max_pending_txs: args.max_pending_txs,
+            ledger_cache_bytes: usize::try_from(args.ledger_cache_mb << 20).unwrap_or(usize::MAX),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             // Blocking work (ledger reads for RPC, snapshots) is short and rare: a few

@@ -36,9 +36,9 @@ pub const MAX_EVIDENCE_RECORD_BYTES: usize = 64 << 10;
 /// The database file inside the ledger directory.
 pub const LEDGER_FILE_NAME: &str = "ledger.redb";
 
-/// redb's default page cache is 1 GiB per database; a localnet runs many nodes on one machine,
-/// so each keeps a smaller one.
-const CACHE_BYTES: usize = 128 << 20;
+/// The page cache a ledger keeps unless told otherwise ([`Ledger::open_with_cache`]).
+/// redb's own default is 1 GiB per database; a localnet runs many nodes on one machine.
+pub const DEFAULT_CACHE_BYTES: usize = 128 << 20;
 
 /// The lowest and highest voter keys, bounding the votes of one slot.
 const LOWEST_KEY: [u8; 32] = [0; 32];
@@ -124,13 +124,20 @@ impl Ledger {
     /// table if they do not exist yet. After a crash redb recovers the last committed
     /// transaction here, before this returns.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Ledger::open`] with a page cache of at most `cache_bytes` (pages read and
+    /// written lately; the cache is most of a quiet node's memory once the file outgrows
+    /// it).
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Ledger, LedgerError> {
         std::fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
         let path = dir.join(LEDGER_FILE_NAME);
         let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(&path)
             .during("opening the database file")?;
         let ledger = Ledger { db, path };

@@ -74,8 +74,8 @@ mod tables;
 pub use error::LedgerError;
 pub use integrity::IntegrityReport;
 pub use ledger::{
-    AccountsIter, LEDGER_FILE_NAME, Ledger, MAX_ACCOUNT_BYTES, MAX_BLOCK_BYTES,
-    MAX_EVIDENCE_RECORD_BYTES, MAX_SHRED_BYTES, MAX_TOWER_BYTES, MAX_VOTE_BYTES, PenaltyRow,
-    RootCommit, ShredKind, ShredRecord,
+    AccountsIter, DEFAULT_CACHE_BYTES, LEDGER_FILE_NAME, Ledger, MAX_ACCOUNT_BYTES,
+    MAX_BLOCK_BYTES, MAX_EVIDENCE_RECORD_BYTES, MAX_SHRED_BYTES, MAX_TOWER_BYTES, MAX_VOTE_BYTES,
+    PenaltyRow, RootCommit, ShredKind, ShredRecord,
 };
 pub use slot_meta::SlotMeta;

@@ -40,6 +40,7 @@ use bb_net::{Multiaddr, NetConfig, Network};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+pub use bb_ledger::DEFAULT_CACHE_BYTES as DEFAULT_LEDGER_CACHE_BYTES;
 pub use blocklist::{BLOCKLIST_FILE, Blocked, Blocklist};
 pub use fault::{Fault, Faults};
 pub use pending::DEFAULT_MAX_PENDING_TXS;
@@ -75,6 +76,8 @@ pub struct NodeConfig {
     /// Most transactions held for this node's leader slots; forwards beyond it are
     /// refused ("leader busy") and counted, never silently dropped.
     pub max_pending_txs: usize,
+    /// The ledger's page cache, in bytes (`bb_ledger::DEFAULT_CACHE_BYTES` by default).
+    pub ledger_cache_bytes: usize,
 }
 
 /// Runs a validator until `shutdown` completes, then stops every task cleanly.
@@ -88,7 +91,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
             "FAULT INJECTION IS ON: this node misbehaves on purpose (test use only)"
         );
     }
-    let ledger = bb_ledger::Ledger::open(&config.ledger_dir)
+    let ledger = bb_ledger::Ledger::open_with_cache(&config.ledger_dir, config.ledger_cache_bytes)
         .with_context(|| format!("cannot open the ledger in {}", config.ledger_dir.display()))?;
     let ledger = Arc::new(ledger);
     let genesis_json = pin_genesis(&config.ledger_dir, &genesis)?;
