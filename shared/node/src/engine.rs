@@ -13,6 +13,7 @@ use bb_core::{Block, Canonical, Evidence, Hash, Pubkey, SignedVote, Slot, Transa
 use bb_engine::{EvidenceOutcome, Output, TowerRecord, Validator};
 use bb_ledger::{Ledger, RootCommit, SlotMeta};
 use bb_rpc::Commitment as Level;
+use bb_runtime::TransactionError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
@@ -97,10 +98,12 @@ pub enum Query {
     CreateSnapshot {
         reply: oneshot::Sender<Result<bb_snapshots::SnapshotInfo, String>>,
     },
-    /// Check a transaction against the newest bank: Ok or why not.
-    CheckTransaction {
-        tx: Transaction,
-        reply: oneshot::Sender<Result<(), String>>,
+    /// Screen transactions whose signatures the asker verified against the newest bank:
+    /// one result per transaction, in order (`Bank::check_verified_transactions`), or
+    /// why none could be checked.
+    CheckTransactions {
+        txs: Vec<Transaction>,
+        reply: oneshot::Sender<Result<Vec<Result<(), TransactionError>>, String>>,
     },
 }
 
@@ -843,10 +846,10 @@ impl Engine {
             Query::Schedule { epoch, reply } => {
                 let _ = reply.send(self.validator.leader_schedule(epoch));
             }
-            Query::CheckTransaction { tx, reply } => {
+            Query::CheckTransactions { txs, reply } => {
                 let best = self.validator.best_slot();
                 let result = match self.validator.bank(best) {
-                    Some(bank) => bank.check_transaction(&tx).map_err(|e| e.to_string()),
+                    Some(bank) => Ok(bank.check_verified_transactions(&txs)),
                     None => Err("the node has no bank yet".into()),
                 };
                 let _ = reply.send(result);
@@ -968,6 +971,35 @@ mod tests {
                 reason: reason.into(),
             })
             .get()
+    }
+
+    #[test]
+    fn one_query_checks_a_whole_batch_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut e, key) = engine(10, dir.path());
+        let live = e.shared.genesis_hash;
+        let ok = transfers(&key, 1, 2, live);
+        let stale = transfers(&key, 3, 1, Hash([0xee; 32]));
+        let poor = Transaction::transfer(&key, Pubkey([2; 32]), 2_000_000, 1, live);
+        let txs = vec![ok[0], stale[0], poor, ok[1], ok[0]];
+        let (reply, mut answer) = oneshot::channel();
+        e.handle(EngineMsg::Query(Query::CheckTransactions { txs, reply }));
+        let results = answer.try_recv().expect("the engine answers at once");
+        assert_eq!(
+            results,
+            Ok(vec![
+                Ok(()),
+                Err(TransactionError::BlockhashNotFound),
+                Err(TransactionError::InsufficientFunds {
+                    balance: 1_000_000,
+                    needed: 2_000_001,
+                }),
+                Ok(()),
+                Err(TransactionError::AlreadyProcessed),
+            ])
+        );
+        // Checking takes nothing into the queue.
+        assert_eq!(e.shared.pending.get(), 0);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use bb_net::NetClient;
 use bb_rpc::Commitment;
 use bb_rpc::pb::*;
 use bb_rpc::tonic::{Request, Response, Status};
+use bb_runtime::TransactionError;
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -55,6 +56,105 @@ pub struct NodeService {
 type BlockStream = Pin<Box<dyn Stream<Item = Result<StreamBlocksResponse, Status>> + Send>>;
 type RootedStream = Pin<Box<dyn Stream<Item = Result<RootedBlock, Status>> + Send>>;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<SnapshotChunk, Status>> + Send>>;
+
+/// A `SubmitTransactions` batch on its way through screening: a result per transaction,
+/// in request order (the refused with their reason), and the transactions still in, with
+/// where their results are.
+#[derive(Debug)]
+struct Screened {
+    results: Vec<TransactionResult>,
+    txs: Vec<Transaction>,
+    at: Vec<usize>,
+}
+
+impl Screened {
+    /// Decodes the batch and verifies the signatures in bulk, on all cores (run it off
+    /// the async workers). The undecodable keep the decoder's reason, the forged get
+    /// the bank's (`signature does not verify`); the rest are not accepted yet.
+    fn decode_and_verify(raw: &[Vec<u8>]) -> Screened {
+        let mut results = Vec::with_capacity(raw.len());
+        let mut decoded = Vec::with_capacity(raw.len());
+        let mut decoded_at = Vec::with_capacity(raw.len());
+        for (at, bytes) in raw.iter().enumerate() {
+            let result = match Transaction::from_bytes(bytes) {
+                Err(e) => TransactionResult {
+                    signature: String::new(),
+                    accepted: false,
+                    reason: e.to_string(),
+                },
+                Ok(tx) => {
+                    decoded.push(tx);
+                    decoded_at.push(at);
+                    TransactionResult {
+                        signature: tx.signature.to_string(),
+                        accepted: false,
+                        reason: String::new(),
+                    }
+                }
+            };
+            results.push(result);
+        }
+        let Err(forged) = bb_core::verify_transactions(&decoded) else {
+            return Screened {
+                results,
+                txs: decoded,
+                at: decoded_at,
+            };
+        };
+        let mut is_forged = vec![false; decoded.len()];
+        for i in forged {
+            if let Some(f) = is_forged.get_mut(i) {
+                *f = true;
+            }
+        }
+        let mut txs = Vec::with_capacity(decoded.len());
+        let mut at = Vec::with_capacity(decoded.len());
+        for ((tx, i), forged) in decoded.into_iter().zip(decoded_at).zip(is_forged) {
+            if forged {
+                results[i].reason = TransactionError::InvalidSignature.to_string();
+            } else {
+                txs.push(tx);
+                at.push(i);
+            }
+        }
+        Screened { results, txs, at }
+    }
+
+    /// Applies the bank's checks of `txs` (one per transaction, or why none could be
+    /// checked). Returns every result, and the accepted transactions with where their
+    /// results are; a transaction the answer does not cover is refused, never accepted.
+    fn settle(
+        self,
+        checks: Result<Vec<Result<(), TransactionError>>, String>,
+    ) -> (Vec<TransactionResult>, Vec<Transaction>, Vec<usize>) {
+        let Screened {
+            mut results,
+            txs,
+            at,
+        } = self;
+        let mut good = Vec::with_capacity(txs.len());
+        let mut good_at = Vec::with_capacity(txs.len());
+        for (k, (tx, i)) in txs.into_iter().zip(at).enumerate() {
+            let check = match &checks {
+                Ok(list) => match list.get(k) {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err("the node did not check this transaction".to_string()),
+                },
+                Err(why) => Err(why.clone()),
+            };
+            match check {
+                Ok(()) => {
+                    results[i].accepted = true;
+                    good.push(tx);
+                    good_at.push(i);
+                }
+                Err(reason) => results[i].reason = reason,
+            }
+        }
+        (results, good, good_at)
+    }
+}
 
 /// Rooted blocks read from the ledger per batch (one blocking read each).
 const ROOTED_BATCH: u64 = 64;
@@ -701,33 +801,21 @@ impl bb_rpc::Node for NodeService {
             // away before spending any work on it.
             return Ok(Response::new(self.all_busy(&raw)));
         }
-        let mut results = Vec::with_capacity(raw.len());
+        // Decoding and signatures in batch on all cores, off the async workers and the
+        // engine thread; the engine only looks the survivors up in its bank, in one
+        // round trip.
+        let screened = tokio::task::spawn_blocking(move || Screened::decode_and_verify(&raw))
+            .await
+            .map_err(|e| Status::internal(format!("verifying signatures: {e}")))?;
+        let checks = if screened.txs.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let txs = screened.txs.clone();
+            self.ask(|reply| Query::CheckTransactions { txs, reply })
+                .await?
+        };
         // The screened transactions and where their results are.
-        let mut good = Vec::new();
-        let mut good_at = Vec::new();
-        for bytes in raw {
-            match Transaction::from_bytes(&bytes) {
-                Err(e) => results.push(TransactionResult {
-                    signature: String::new(),
-                    accepted: false,
-                    reason: e.to_string(),
-                }),
-                Ok(tx) => {
-                    let check = self
-                        .ask(|reply| Query::CheckTransaction { tx, reply })
-                        .await?;
-                    results.push(TransactionResult {
-                        signature: tx.signature.to_string(),
-                        accepted: check.is_ok(),
-                        reason: check.err().unwrap_or_default(),
-                    });
-                    if results.last().is_some_and(|r| r.accepted) {
-                        good.push(tx);
-                        good_at.push(results.len() - 1);
-                    }
-                }
-            }
-        }
+        let (mut results, good, good_at) = screened.settle(checks);
         let invalid = results.len() - good.len();
         if invalid > 0 {
             self.shared
@@ -817,5 +905,70 @@ mod tests {
             .collect();
         let bytes = crate::wire::Request::Forward(txs).to_bytes();
         assert!(bytes.len() <= <crate::wire::Request as Canonical>::MAX_SIZE);
+    }
+
+    #[test]
+    fn screening_keeps_request_order_and_each_reason() {
+        let from = Keypair::from_seed(&[3; 32]);
+        let pay = |amount| Transaction::transfer(&from, Pubkey([4; 32]), amount, 1, Hash([5; 32]));
+        let (a, b, c) = (pay(1), pay(2), pay(3));
+        let mut forged = pay(4);
+        forged.transfer.amount = 40;
+        let raw = vec![
+            a.to_bytes(),
+            vec![0xff; 3],
+            forged.to_bytes(),
+            b.to_bytes(),
+            c.to_bytes(),
+        ];
+        let screened = Screened::decode_and_verify(&raw);
+        assert_eq!(screened.txs, vec![a, b, c]);
+        assert_eq!(screened.at, vec![0, 3, 4]);
+        assert!(!screened.results[1].reason.is_empty());
+        assert!(screened.results[1].signature.is_empty());
+        assert_eq!(screened.results[2].reason, "signature does not verify");
+        assert_eq!(screened.results[2].signature, forged.signature.to_string());
+
+        let (results, good, good_at) = Screened::decode_and_verify(&raw).settle(Ok(vec![
+            Ok(()),
+            Err(TransactionError::AlreadyProcessed),
+            Ok(()),
+        ]));
+        let accepted: Vec<bool> = results.iter().map(|r| r.accepted).collect();
+        assert_eq!(accepted, vec![true, false, false, false, true]);
+        assert_eq!(
+            results[3].reason,
+            "transaction already processed on this fork"
+        );
+        assert_eq!((good, good_at), (vec![a, c], vec![0, 4]));
+        let signatures: Vec<&str> = results.iter().map(|r| r.signature.as_str()).collect();
+        let id = |t: &Transaction| t.signature.to_string();
+        assert_eq!(
+            signatures,
+            [id(&a), String::new(), id(&forged), id(&b), id(&c)]
+        );
+    }
+
+    #[test]
+    fn screening_accepts_nothing_the_bank_did_not_check() {
+        let from = Keypair::from_seed(&[3; 32]);
+        let raw: Vec<Vec<u8>> = (0..3)
+            .map(|k| Transaction::transfer(&from, Pubkey([4; 32]), k, 1, Hash([5; 32])).to_bytes())
+            .collect();
+        let (results, good, _) =
+            Screened::decode_and_verify(&raw).settle(Err("the node has no bank yet".into()));
+        assert!(good.is_empty());
+        assert!(
+            results
+                .iter()
+                .all(|r| r.reason == "the node has no bank yet")
+        );
+        let (results, good, good_at) = Screened::decode_and_verify(&raw).settle(Ok(vec![Ok(())]));
+        assert_eq!((good.len(), good_at), (1, vec![0]));
+        assert!(
+            results[1..]
+                .iter()
+                .all(|r| !r.accepted && !r.reason.is_empty())
+        );
     }
 }

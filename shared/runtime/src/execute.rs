@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::bank::Bank;
 use crate::error::TransactionError;
-use crate::prehash::{PrehashMap, Prehashed};
+use crate::prehash::{PrehashMap, PrehashSet, Prehashed};
 
 /// Waves smaller than this run on the calling thread: the work per transfer is far below
 /// the cost of waking other threads.
@@ -112,14 +112,52 @@ impl Bank {
 
     /// Whether `tx` would succeed on top of this bank, without executing it: the checks
     /// execution makes, in the same order (signature, duplicate, blockhash, overflow,
-    /// funds). For screening transactions before they are forwarded to a leader.
+    /// funds). For screening one transaction; a batch is better verified in bulk and
+    /// screened with [`Bank::check_verified_transactions`].
     pub fn check_transaction(&self, tx: &Transaction) -> Result<(), TransactionError> {
         tx.verify()
             .map_err(|_| TransactionError::InvalidSignature)?;
         let ancestors = self.ancestors();
-        let checked = self.check(&ancestors, tx);
+        self.screen(&ancestors, &self.check(&ancestors, tx))
+    }
+
+    /// [`Bank::check_transaction`] for each of `txs`, whose signatures the caller already
+    /// verified (in batch, off the thread that owns the bank), minus the signature: the
+    /// duplicate, blockhash, overflow and funds checks, in that order, with the same
+    /// errors. One result per transaction, in order; nothing changes.
+    ///
+    /// - Each transaction is checked against this bank alone, as before the batch: two
+    ///   transfers from one payer may both pass although the balance covers only one.
+    ///   Execution refuses the second; screening promises no more than a single check
+    ///   would (and an earlier transfer in the same block may yet fund the later one).
+    /// - A signature repeated in `txs` is refused as `AlreadyProcessed` from its second
+    ///   occurrence on, once an earlier one passed: whichever lands first makes the rest
+    ///   duplicates. (A verified signature names one transfer, so the copies' other checks
+    ///   agree: when the first fails, the rest fail the same way.)
+    ///
+    /// Serial on the calling thread: a few map lookups per transaction cost less than
+    /// waking the thread pool, which the callers' signature checks may be keeping busy.
+    pub fn check_verified_transactions(&self, txs: &[Transaction]) -> Results {
+        let ancestors = self.ancestors();
+        let mut passed: PrehashSet<Signature> = PrehashSet::default();
+        passed.reserve(txs.len());
+        txs.iter()
+            .map(|tx| {
+                let checked = self.check(&ancestors, tx);
+                let result = self.screen(&ancestors, &checked);
+                if result.is_ok() && !passed.insert(checked.sig) {
+                    return Err(TransactionError::AlreadyProcessed);
+                }
+                result
+            })
+            .collect()
+    }
+
+    /// What a screened transaction still has to pass after [`Bank::check`]: its payer's
+    /// balance before any other transaction covers `amount + fee`.
+    fn screen(&self, ancestors: &[Arc<Bank>], checked: &Checked) -> Result<(), TransactionError> {
         let needed = checked.cost?;
-        let balance = self.load(&ancestors, &checked.from);
+        let balance = self.load(ancestors, &checked.from);
         if balance < needed {
             return Err(TransactionError::InsufficientFunds { balance, needed });
         }
@@ -413,6 +451,89 @@ mod tests {
         let stale = Transaction::transfer(&key(3), key(4).pubkey(), 1, 1, bb_core::Hash::ZERO);
         let txs = [tx, stale, pay(&b, 3, 4), tx];
         assert_eq!(waves(&b, &txs), vec![vec![0, 2], vec![3]]);
+    }
+
+    #[test]
+    fn the_verified_check_leaves_signatures_to_the_caller_the_full_one_does_not() {
+        let b = bank();
+        let mut forged = pay(&b, 1, 2);
+        forged.transfer.amount = 50;
+        assert_eq!(
+            b.check_transaction(&forged),
+            Err(TransactionError::InvalidSignature)
+        );
+        assert_eq!(b.check_verified_transactions(&[forged]), vec![Ok(())]);
+    }
+
+    #[test]
+    fn the_verified_check_gives_each_reason_in_order_as_the_full_one_does() {
+        let mut b = bank();
+        let recent = b.last_blockhash();
+        let landed = pay(&b, 1, 2);
+        assert_eq!(b.process_transactions(&[landed]), vec![Ok(())]);
+        let stale = Transaction::transfer(&key(3), key(4).pubkey(), 1, 1, bb_core::Hash::ZERO);
+        let overflow = Transaction::transfer(&key(3), key(4).pubkey(), u64::MAX, 1, recent);
+        let poor = Transaction::transfer(&key(5), key(6).pubkey(), 100, 1, recent);
+        let ok = pay(&b, 7, 8);
+        let txs = [ok, landed, stale, overflow, poor, pay(&b, 3, 4)];
+        let expected = vec![
+            Ok(()),
+            Err(TransactionError::AlreadyProcessed),
+            Err(TransactionError::BlockhashNotFound),
+            Err(TransactionError::Overflow),
+            Err(TransactionError::InsufficientFunds {
+                balance: 100,
+                needed: 101,
+            }),
+            Ok(()),
+        ];
+        assert_eq!(b.check_verified_transactions(&txs), expected);
+        let one_by_one: Results = txs.iter().map(|t| b.check_transaction(t)).collect();
+        assert_eq!(one_by_one, expected);
+        assert_eq!(b.check_verified_transactions(&[]), vec![]);
+    }
+
+    #[test]
+    fn the_verified_check_refuses_later_copies_of_a_signature_that_passed() {
+        let b = bank();
+        let tx = pay(&b, 1, 2);
+        let stale = Transaction::transfer(&key(3), key(4).pubkey(), 1, 1, bb_core::Hash::ZERO);
+        let txs = [tx, stale, pay(&b, 5, 6), tx, stale, tx];
+        assert_eq!(
+            b.check_verified_transactions(&txs),
+            vec![
+                Ok(()),
+                Err(TransactionError::BlockhashNotFound),
+                Ok(()),
+                Err(TransactionError::AlreadyProcessed),
+                Err(TransactionError::BlockhashNotFound),
+                Err(TransactionError::AlreadyProcessed),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_verified_check_weighs_each_transfer_against_the_bank_alone() {
+        let b = bank();
+        let recent = b.last_blockhash();
+        // 2 x 61 from a balance of 100: each passes on its own; execution takes one.
+        let first = Transaction::transfer(&key(1), key(2).pubkey(), 60, 1, recent);
+        let second = Transaction::transfer(&key(1), key(3).pubkey(), 60, 1, recent);
+        assert_eq!(
+            b.check_verified_transactions(&[first, second]),
+            vec![Ok(()), Ok(())]
+        );
+        let mut executed = bank();
+        assert_eq!(
+            executed.process_transactions(&[first, second]),
+            vec![
+                Ok(()),
+                Err(TransactionError::InsufficientFunds {
+                    balance: 39,
+                    needed: 61
+                })
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! compares. The key is random per process (HashDoS-resistant, never protocol-visible:
 //! nothing iterates these maps in an order that reaches a hash or a result).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::LazyLock;
 
@@ -59,3 +59,5 @@ impl Hasher for PassThrough {
 }
 
 pub(crate) type PrehashMap<K, V> = HashMap<Prehashed<K>, V, BuildHasherDefault<PassThrough>>;
+
+pub(crate) type PrehashSet<K> = HashSet<Prehashed<K>, BuildHasherDefault<PassThrough>>;
