@@ -42,9 +42,10 @@ pub const MAX_NODES: usize = 128;
 /// `genesis`): a testnet and a localnet with the same slot length behave alike.
 pub(crate) const TICKS_PER_SLOT: u64 = 8;
 pub(crate) const HASHES_PER_TICK: u64 = 1000;
-/// Up to this many validators, `up` keeps [`HASHES_PER_TICK`]; beyond it, fewer hashes
-/// per tick (see [`UpArgs::hashes_per_tick`]).
-const FULL_POH_NODES: u64 = 16;
+/// Up to this many validators a localnet keeps a lone validator's costs: full PoH ticks
+/// ([`HASHES_PER_TICK`]) and the validator's own ledger cache. Beyond it, `up` scales
+/// both down (see [`UpArgs::hashes_per_tick`] and [`UpArgs::ledger_cache_mb`]).
+const SMALL_LOCALNET: u64 = 16;
 /// The fewest hashes per tick `up` chooses by itself.
 const MIN_AUTO_HASHES_PER_TICK: u64 = 100;
 /// The ledger caches of all a big localnet's validators together, in MiB.
@@ -247,21 +248,25 @@ impl UpArgs {
             .map_err(|e| anyhow::anyhow!("{e} (check --slot-ms, --epoch-slots and --stakes)"))
     }
 
+    /// Validators in the genesis: the started nodes and the spares.
+    fn validators(&self) -> u64 {
+        (self.nodes + self.spare) as u64
+    }
+
     /// `--slot-ms`, or the default for this many validators (spares included) on `cores`.
     pub fn slot_ms(&self, cores: usize) -> u64 {
         self.slot_ms.unwrap_or_else(|| {
-            let n = (self.nodes + self.spare) as u64;
             let cores = (cores as u64).max(1);
-            DEFAULT_SLOT_MS.max((n * CPU_MS_PER_VALIDATOR_SLOT).div_ceil(cores))
+            DEFAULT_SLOT_MS.max((self.validators() * CPU_MS_PER_VALIDATOR_SLOT).div_ceil(cores))
         })
     }
 
     /// `--ledger-cache-mb`, or what a localnet of this many validators (spares included)
     /// gives each; `None`: the validator's default.
     pub fn ledger_cache_mb(&self) -> Option<u64> {
-        let n = (self.nodes + self.spare) as u64;
+        let n = self.validators();
         self.ledger_cache_mb.or_else(|| {
-            (n > FULL_POH_NODES)
+            (n > SMALL_LOCALNET)
                 .then(|| (LOCALNET_LEDGER_CACHE_MB / n).max(MIN_AUTO_LEDGER_CACHE_MB))
         })
     }
@@ -274,11 +279,11 @@ impl UpArgs {
     /// shares the same CPU.
     pub fn hashes_per_tick(&self) -> u64 {
         self.hashes_per_tick.unwrap_or_else(|| {
-            let n = (self.nodes + self.spare) as u64;
-            if n <= FULL_POH_NODES {
+            let n = self.validators();
+            if n <= SMALL_LOCALNET {
                 HASHES_PER_TICK
             } else {
-                (HASHES_PER_TICK * FULL_POH_NODES / n).max(MIN_AUTO_HASHES_PER_TICK)
+                (HASHES_PER_TICK * SMALL_LOCALNET / n).max(MIN_AUTO_HASHES_PER_TICK)
             }
         })
     }
@@ -327,13 +332,13 @@ pub fn up(out: Output, a: UpArgs) -> anyhow::Result<u8> {
         );
     }
     a.check()?;
-    if a.slot_ms.is_none() && a.slot_ms(cores()) > DEFAULT_SLOT_MS {
+    let cores = cores();
+    let slot_ms = a.slot_ms(cores);
+    if a.slot_ms.is_none() && slot_ms > DEFAULT_SLOT_MS {
         out.note(&format!(
-            "slots of {} ms: {} validators on {} cores need about {CPU_MS_PER_VALIDATOR_SLOT} ms \
-             of a core each per slot (--slot-ms sets it)",
-            a.slot_ms(cores()),
-            a.nodes + a.spare,
-            cores()
+            "slots of {slot_ms} ms: {} validators on {cores} cores need about \
+             {CPU_MS_PER_VALIDATOR_SLOT} ms of a core each per slot (--slot-ms sets it)",
+            a.validators()
         ));
     }
     let bin = process::validator_bin()?;
