@@ -286,12 +286,14 @@ impl Ledger {
     }
 
     /// Stores a whole block and its slot meta together, so a block never exists without its
-    /// meta. Replaces an earlier block of the slot.
+    /// meta. Replaces an earlier block of the slot. Not synced on its own: the block reaches
+    /// the disk with the next synced commit (see [`Ledger::save_tower`]), so a crash may
+    /// lose the blocks stored since, which repair fetches again; it never tears one.
     pub fn put_block(&self, slot: u64, meta: &SlotMeta, block: &[u8]) -> Result<(), LedgerError> {
         const CONTEXT: &str = "writing a block";
         check_size("block", block.len(), MAX_BLOCK_BYTES)?;
         check_parent(slot, meta)?;
-        self.write(CONTEXT, |txn| {
+        self.write_unsynced(CONTEXT, |txn| {
             let mut metas = txn.open_table(SLOT_META).during(CONTEXT)?;
             metas
                 .insert(slot, meta.encode().as_slice())
@@ -563,7 +565,9 @@ impl Ledger {
     }
 
     /// Stores many votes in one write transaction (a node batches the votes it sees per
-    /// slot: one fsync instead of one per vote). Each is `(slot, voter, vote bytes)`.
+    /// slot). Each is `(slot, voter, vote bytes)`. Not synced on its own, like
+    /// [`Ledger::put_block`]: a crash may lose the latest batches, which gossip carries
+    /// again.
     pub fn put_votes(&self, votes: &[(u64, [u8; 32], Vec<u8>)]) -> Result<(), LedgerError> {
         const CONTEXT: &str = "storing votes";
         for (_, _, vote) in votes {
@@ -572,7 +576,7 @@ impl Ledger {
         if votes.is_empty() {
             return Ok(());
         }
-        self.write(CONTEXT, |txn| {
+        self.write_unsynced(CONTEXT, |txn| {
             let mut table = txn.open_table(VOTES).during(CONTEXT)?;
             for (slot, voter, vote) in votes {
                 table
@@ -708,6 +712,24 @@ impl Ledger {
         Ok(out)
     }
 
+    /// [`Ledger::write`] without a disk sync of its own: readers see the commit at once,
+    /// and it reaches the disk with the next synced commit (the tower's, a root's) or when
+    /// the ledger closes. A crash before then rolls it back whole, never half. Only for
+    /// what a node can fetch again: blocks (repair) and other validators' votes (gossip).
+    /// A node saves its tower, synced, before it sends a vote, and the blocks that vote
+    /// names were written before it: whatever a vote rests on is on disk when it leaves.
+    fn write_unsynced<T>(
+        &self,
+        context: &'static str,
+        step: impl FnOnce(&WriteTransaction) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut txn = self.db.begin_write().during(context)?;
+        txn.set_durability(Durability::None).during(context)?;
+        let out = step(&txn)?;
+        txn.commit().during(context)?;
+        Ok(out)
+    }
+
     pub(crate) fn read(&self, context: &'static str) -> Result<ReadTransaction, LedgerError> {
         self.db.begin_read().during(context)
     }
@@ -828,6 +850,33 @@ mod tests {
         let ledger = Ledger::open(&nested).unwrap();
         assert_eq!(ledger.latest_root().unwrap(), Some((3, [3; 32])));
         assert_eq!(ledger.load_tower().unwrap().as_deref(), Some(&b"tower"[..]));
+    }
+
+    #[test]
+    fn unsynced_blocks_and_votes_are_read_at_once_and_kept_by_a_clean_close() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ledger = Ledger::open(dir.path()).unwrap();
+            ledger.put_block(5, &meta(4), b"block five").unwrap();
+            ledger.put_votes(&[(5, [7; 32], b"vote".to_vec())]).unwrap();
+            // Visible to readers before any synced commit.
+            assert_eq!(
+                ledger.get_block(5).unwrap().as_deref(),
+                Some(&b"block five"[..])
+            );
+            assert_eq!(ledger.votes_for_slot(5).unwrap().len(), 1);
+        }
+        // Closing makes them durable even though no synced commit followed.
+        let ledger = Ledger::open(dir.path()).unwrap();
+        assert_eq!(
+            ledger.get_block(5).unwrap().as_deref(),
+            Some(&b"block five"[..])
+        );
+        assert_eq!(ledger.get_slot_meta(5).unwrap(), Some(meta(4)));
+        assert_eq!(
+            ledger.votes_for_slot(5).unwrap(),
+            vec![([7; 32], b"vote".to_vec())]
+        );
     }
 
     #[test]

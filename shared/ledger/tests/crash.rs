@@ -266,6 +266,19 @@ fn verify_after_crash(dir: &Path, min_root: u64, tower_floor: u64) -> (u64, u64)
             Some(slot_meta(slot))
         );
     }
+    // The block and vote of the slot after the root are written unsynced: a kill before
+    // the root's synced commit may lose them, never tear them.
+    let next = root + 1;
+    let next_block = ledger.get_block(next).expect(READ);
+    assert!(
+        next_block.is_none() || next_block == Some(block(next)),
+        "block {next} is torn"
+    );
+    let next_votes = ledger.votes_for_slot(next).expect(READ);
+    assert!(
+        next_votes.is_empty() || next_votes == vec![(VOTER, vote(next))],
+        "votes of {next} are torn"
+    );
     if root > 0 {
         assert_eq!(
             ledger.votes_for_slot(root).expect(READ),
