@@ -752,6 +752,25 @@ impl Validator {
         out
     }
 
+    /// Whether our block for `slot` should wait for the previous leader's: `slot` opens
+    /// our run of slots (another validator leads the slot before) and no block of the
+    /// slot before is replayed here yet. Built now, our block would take an older parent
+    /// and orphan the previous leader's last block, which is most likely still on its
+    /// way (it was finished as our slot began). A driver waits for it until the next
+    /// slot's end at most, then builds on what it has (ARCHITECTURE.md: the handoff
+    /// grace).
+    pub fn awaits_previous_leader(&mut self, slot: Slot) -> bool {
+        let Some(previous) = slot.checked_sub(1) else {
+            return false;
+        };
+        if previous <= self.root() || self.forks.contains(previous) {
+            return false;
+        }
+        let root = self.forks.root_bank();
+        let me = Some(self.identity());
+        self.leader_by(&root, slot) == me && self.leader_by(&root, previous) != me
+    }
+
     /// As the leader of `slot`: builds the block on the heaviest fork with `batches` of
     /// transactions, replays it locally and returns it to send. Nothing if `slot` is not
     /// ours or the heaviest fork is not below it.

@@ -154,6 +154,9 @@ pub struct Engine {
     /// with.
     last_slot_end: Slot,
     votes_to_store: Vec<(u64, [u8; 32], Vec<u8>)>,
+    /// Our slot whose block waits for the previous leader's last block (the handoff
+    /// grace): built when that block is replayed, or at the next slot's end.
+    held_slot: Option<Slot>,
     bank_hashes: BTreeMap<Slot, Hash>,
     recent_repairs: HashMap<Slot, Instant>,
     restoring: bool,
@@ -244,6 +247,7 @@ impl Engine {
             pending_txs,
             last_slot_end,
             votes_to_store: Vec::new(),
+            held_slot: None,
             bank_hashes: BTreeMap::new(),
             recent_repairs: HashMap::new(),
             restoring: true,
@@ -308,6 +312,7 @@ impl Engine {
                 }
                 let out = self.validator.on_block(block, from);
                 self.apply(out);
+                self.produce_held_if_ready();
             }
             EngineMsg::Vote { vote, raw } => {
                 self.votes_to_store
@@ -405,15 +410,16 @@ impl Engine {
             .bank(best)
             .unwrap_or_else(|| self.validator.root_bank());
         self.evict_expired(&bank, slot);
+        // A block held for the previous leader's waits one slot at most.
+        if let Some(held) = self.held_slot.take() {
+            self.produce(held);
+        }
         if self.validator.leader_of(slot) == Some(self.validator.identity()) {
-            let txs = self
-                .pending_txs
-                .take_live(BATCH * 64, |h| bank.is_blockhash_valid(h));
-            self.publish_pending();
-            let batches: Vec<Vec<Transaction>> =
-                txs.chunks(BATCH).map(<[Transaction]>::to_vec).collect();
-            let out = self.validator.produce(slot, &batches, now_ms());
-            self.apply(out);
+            if self.validator.awaits_previous_leader(slot) {
+                self.held_slot = Some(slot);
+            } else {
+                self.produce(slot);
+            }
         }
         let out = self.validator.poll_vote(now_ms());
         self.apply(out);
@@ -424,6 +430,35 @@ impl Engine {
         let now = Instant::now();
         self.recent_repairs
             .retain(|_, at| now.duration_since(*at).as_secs() < 5);
+    }
+
+    /// Builds and sends our block for `slot` from the pending transactions live on the
+    /// heaviest fork.
+    fn produce(&mut self, slot: Slot) {
+        let best = self.validator.best_slot();
+        let bank = self
+            .validator
+            .bank(best)
+            .unwrap_or_else(|| self.validator.root_bank());
+        let txs = self
+            .pending_txs
+            .take_live(BATCH * 64, |h| bank.is_blockhash_valid(h));
+        self.publish_pending();
+        let batches: Vec<Vec<Transaction>> =
+            txs.chunks(BATCH).map(<[Transaction]>::to_vec).collect();
+        let out = self.validator.produce(slot, &batches, now_ms());
+        self.apply(out);
+    }
+
+    /// Builds the block held for the previous leader's as soon as that block is
+    /// replayed.
+    fn produce_held_if_ready(&mut self) {
+        if let Some(held) = self.held_slot
+            && !self.validator.awaits_previous_leader(held)
+        {
+            self.held_slot = None;
+            self.produce(held);
+        }
     }
 
     /// Drops pending transactions whose blockhash the bank we would build on no longer

@@ -71,6 +71,9 @@ struct Node {
     versions_replaced: u64,
     fault: Option<FaultKind>,
     persisted: Persisted,
+    /// Our slot whose block waits for the previous leader's (the handoff grace, as a
+    /// validator does it): built when that block is replayed, or at the next slot end.
+    held_slot: Option<Slot>,
 }
 
 pub(crate) struct Simulation {
@@ -162,6 +165,7 @@ impl Simulation {
                         root_bank,
                         blocks: BTreeMap::new(),
                     },
+                    held_slot: None,
                 }
             })
             .collect();
@@ -416,6 +420,7 @@ impl Simulation {
             if c.at == slot && self.nodes[c.node].validator.is_some() {
                 // Everything not persisted is gone.
                 self.nodes[c.node].validator = None;
+                self.nodes[c.node].held_slot = None;
                 self.nodes[c.node].ever_crashed = true;
             }
             if c.restart == Some(slot) && self.nodes[c.node].validator.is_none() {
@@ -483,11 +488,23 @@ impl Simulation {
 
     fn on_slot_end(&mut self, slot: Slot) {
         self.apply_crashes(slot);
+        for n in 0..self.nodes.len() {
+            if let Some(held) = self.nodes[n].held_slot.take() {
+                self.produce(n, held);
+            }
+        }
         if let Some(leader) = self.leader_at(slot)
             && let Some(&n) = self.index_of.get(&leader)
         {
-            let batches = self.make_transfers(n);
-            self.with_validator(n, |v, now| v.produce(slot, &batches, now));
+            let awaits = self.nodes[n]
+                .validator
+                .as_mut()
+                .is_some_and(|v| v.awaits_previous_leader(slot));
+            if awaits {
+                self.nodes[n].held_slot = Some(slot);
+            } else {
+                self.produce(n, slot);
+            }
         }
         for n in 0..self.nodes.len() {
             if self.nodes[n].validator.is_none() {
@@ -516,6 +533,22 @@ impl Simulation {
             }
             self.with_validator(n, |v, now| v.poll_vote(now));
             self.misbehave(n, slot);
+        }
+    }
+
+    fn produce(&mut self, n: usize, slot: Slot) {
+        let batches = self.make_transfers(n);
+        self.with_validator(n, |v, now| v.produce(slot, &batches, now));
+    }
+
+    /// Builds node `n`'s held block once the previous leader's block is replayed there.
+    fn produce_held_if_ready(&mut self, n: usize) {
+        if let Some(held) = self.nodes[n].held_slot
+            && let Some(v) = self.nodes[n].validator.as_mut()
+            && !v.awaits_previous_leader(held)
+        {
+            self.nodes[n].held_slot = None;
+            self.produce(n, held);
         }
     }
 
@@ -559,7 +592,8 @@ impl Simulation {
         let from_key = self.nodes[from].keypair.pubkey();
         match msg {
             Message::Block(block) => {
-                self.with_validator(to, |v, _| v.on_block(block, Some(from_key)))
+                self.with_validator(to, |v, _| v.on_block(block, Some(from_key)));
+                self.produce_held_if_ready(to);
             }
             Message::Vote(vote) => {
                 if self.nodes[from].fault.is_some() && vote.verify().is_err() {
@@ -579,6 +613,7 @@ impl Simulation {
                 for block in blocks {
                     self.with_validator(to, |v, _| v.on_block(block, Some(from_key)));
                 }
+                self.produce_held_if_ready(to);
             }
             Message::Repair(slot) => {
                 // Answer with the block and its ancestors, walking parent links.

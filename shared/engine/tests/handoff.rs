@@ -1,0 +1,105 @@
+//! The handoff grace, driven by hand: the leader of a slot that opens its run waits for
+//! the previous leader's last block, and builds on it once replayed.
+
+use std::sync::Arc;
+
+use bb_core::{Block, Genesis, GenesisValidator, Keypair, Slot};
+use bb_engine::{Output, Validator};
+use bb_runtime::{Bank, produce_block_with_evidence};
+
+fn genesis(keys: &[Keypair]) -> Genesis {
+    Genesis {
+        version: bb_core::genesis::GENESIS_VERSION,
+        network: "handoff-test".into(),
+        creation_time_ms: 0,
+        slot_ms: 400,
+        ticks_per_slot: 4,
+        hashes_per_tick: 16,
+        slots_per_epoch: 64,
+        leader_slots_per_rotation: 4,
+        slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
+        validators: keys
+            .iter()
+            .map(|k| GenesisValidator {
+                identity: k.pubkey(),
+                stake: 100,
+            })
+            .collect(),
+        accounts: Vec::new(),
+    }
+}
+
+/// Blocks of slots `1..=last`, each by its scheduled leader on the one before.
+fn chain(keys: &[Keypair], genesis: &Genesis, last: Slot) -> Vec<Arc<Block>> {
+    let mut bank = Bank::new_genesis(genesis).expect("genesis bank");
+    let mut blocks = Vec::new();
+    for slot in 1..=last {
+        let leader = bank.slot_leader(slot).expect("a leader");
+        let key = keys
+            .iter()
+            .find(|k| k.pubkey() == leader)
+            .expect("the leader is one of ours");
+        let produced = produce_block_with_evidence(&bank, key, slot, &[], &[]).expect("block");
+        blocks.push(Arc::new(produced.block));
+        bank = Arc::new(produced.bank);
+    }
+    blocks
+}
+
+fn produced_parent(out: &[Output]) -> Option<Slot> {
+    out.iter().find_map(|o| match o {
+        Output::SendBlock(b) => Some(b.header.parent_slot),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_first_slot_of_a_run_waits_for_the_previous_leaders_block_and_builds_on_it() {
+    let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
+    let genesis = genesis(&keys);
+    let bank = Bank::new_genesis(&genesis).expect("genesis bank");
+    // The first slot above 1 whose leader differs from the slot before's.
+    let handoff = (2..64)
+        .find(|&s| bank.slot_leader(s).ok() != bank.slot_leader(s - 1).ok())
+        .expect("two leaders in the first epoch");
+    let next_leader = bank.slot_leader(handoff).expect("a leader");
+    let key = keys
+        .iter()
+        .find(|k| k.pubkey() == next_leader)
+        .expect("ours")
+        .clone();
+    let other = keys
+        .iter()
+        .find(|k| {
+            k.pubkey() != next_leader && bank.slot_leader(handoff - 1).ok() != Some(k.pubkey())
+        })
+        .expect("a third validator")
+        .clone();
+    let blocks = chain(&keys, &genesis, handoff - 1);
+
+    let mut leader = Validator::new(key, &genesis).expect("validator");
+    let mut bystander = Validator::new(other, &genesis).expect("validator");
+    for b in &blocks[..blocks.len() - 1] {
+        leader.on_block(b.clone(), None);
+        bystander.on_block(b.clone(), None);
+    }
+    assert!(
+        leader.awaits_previous_leader(handoff),
+        "slot {handoff} opens the run and slot {} is not here yet",
+        handoff - 1
+    );
+    assert!(
+        !leader.awaits_previous_leader(handoff + 1),
+        "a slot inside the run never waits"
+    );
+    assert!(
+        !bystander.awaits_previous_leader(handoff),
+        "only the slot's leader waits"
+    );
+
+    let last = blocks.last().expect("a block").clone();
+    leader.on_block(last, None);
+    assert!(!leader.awaits_previous_leader(handoff));
+    let out = leader.produce(handoff, &[], 0);
+    assert_eq!(produced_parent(&out), Some(handoff - 1));
+}
