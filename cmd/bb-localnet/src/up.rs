@@ -49,9 +49,9 @@ const SMALL_LOCALNET: u64 = 16;
 /// The fewest hashes per tick `up` chooses by itself.
 const MIN_AUTO_HASHES_PER_TICK: u64 = 100;
 /// The ledger caches of all a big localnet's validators together, in MiB.
-const LOCALNET_LEDGER_CACHE_MB: u64 = 2048;
+const LOCALNET_LEDGER_CACHE_MB: u64 = 1024;
 /// The smallest ledger cache `up` gives a validator by itself.
-const MIN_AUTO_LEDGER_CACHE_MB: u64 = 16;
+const MIN_AUTO_LEDGER_CACHE_MB: u64 = 8;
 /// The slot length of a localnet that fits the machine.
 pub(crate) const DEFAULT_SLOT_MS: u64 = 400;
 /// CPU one validator needs per slot on a localnet (one core's milliseconds): every
@@ -130,8 +130,8 @@ pub struct UpArgs {
     #[arg(long = "rate-limit", value_name = "N")]
     pub rate_limit: Option<u32>,
     /// Passed to every node as --ledger-cache-mb. Default: the validator's own (128) up to
-    /// 16 validators, and 2048 / validators (at least 16) for more, so the localnet's
-    /// ledger caches together stay within 2 GiB.
+    /// 16 validators, and 1024 / validators (at least 8) for more, so the localnet's
+    /// ledger caches together stay within 1 GiB.
     #[arg(long = "ledger-cache-mb", value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub ledger_cache_mb: Option<u64>,
     /// Passed to every node as --max-pending-txs (transactions a leader holds before it
@@ -986,9 +986,9 @@ mod tests {
         let mb = |extra: &[&str]| args(extra).ledger_cache_mb();
         assert_eq!(mb(&[]), None);
         assert_eq!(mb(&["--nodes", "16"]), None);
-        assert_eq!(mb(&["--nodes", "32"]), Some(64));
-        assert_eq!(mb(&["--nodes", "100"]), Some(20));
-        assert_eq!(mb(&["--nodes", "128"]), Some(16));
+        assert_eq!(mb(&["--nodes", "32"]), Some(32));
+        assert_eq!(mb(&["--nodes", "100"]), Some(10));
+        assert_eq!(mb(&["--nodes", "128"]), Some(8));
         assert_eq!(mb(&["--nodes", "3", "--ledger-cache-mb", "8"]), Some(8));
         assert!(T::try_parse_from(["t", "--ledger-cache-mb", "0"]).is_err());
     }
