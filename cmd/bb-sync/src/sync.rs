@@ -38,6 +38,9 @@ use crate::stage::{Plan, SnapshotChoice, Stage};
 const PROOF_CANDIDATES: usize = 64;
 /// Slots of history (with bodies) a snapshot or warp sync keeps below its snapshot.
 pub const HISTORY_SLOTS: u64 = 1000;
+/// How often staged blocks are made durable while they stream in: a killed run loses at
+/// most this much download.
+const STAGE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -477,6 +480,8 @@ async fn fetch_bodies(
         .rooted_blocks(first_missing, last.slot, false)
         .await?;
     let mut got = 0;
+    // Blocks are staged unsynced; a sync now and then keeps what a killed run downloaded.
+    let mut synced_at = std::time::Instant::now();
     while let Some(item) = stream
         .message()
         .await
@@ -497,7 +502,12 @@ async fn fetch_bodies(
         report.bytes_downloaded += item.block_bytes.len() as u64;
         got += 1;
         bar.inc(1);
+        if synced_at.elapsed() >= STAGE_SYNC_INTERVAL {
+            staged.sync()?;
+            synced_at = std::time::Instant::now();
+        }
     }
+    staged.sync()?;
     bar.finish();
     if got < missing {
         bail!(

@@ -287,8 +287,9 @@ impl Ledger {
 
     /// Stores a whole block and its slot meta together, so a block never exists without its
     /// meta. Replaces an earlier block of the slot. Not synced on its own: the block reaches
-    /// the disk with the next synced commit (see [`Ledger::save_tower`]), so a crash may
-    /// lose the blocks stored since, which repair fetches again; it never tears one.
+    /// the disk with the next synced commit ([`Ledger::save_tower`], a root,
+    /// [`Ledger::sync`]), so a crash may lose the blocks stored since, which repair fetches
+    /// again; it never tears one.
     pub fn put_block(&self, slot: u64, meta: &SlotMeta, block: &[u8]) -> Result<(), LedgerError> {
         const CONTEXT: &str = "writing a block";
         check_size("block", block.len(), MAX_BLOCK_BYTES)?;
@@ -302,6 +303,16 @@ impl Ledger {
             blocks.insert(slot, block).during(CONTEXT)?;
             Ok(())
         })
+    }
+
+    /// Makes every commit so far durable (one synced, empty commit): for a writer that
+    /// stores blocks with no tower or root of its own to sync them, e.g. a catch-up that
+    /// must resume from what it already downloaded.
+    pub fn sync(&self) -> Result<(), LedgerError> {
+        const CONTEXT: &str = "syncing the ledger";
+        let mut txn = self.db.begin_write().during(CONTEXT)?;
+        txn.set_durability(Durability::Immediate).during(CONTEXT)?;
+        txn.commit().during(CONTEXT)
     }
 
     /// The encoded block of one slot, if stored.
