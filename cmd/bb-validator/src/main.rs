@@ -172,8 +172,11 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    // gossipsub logs every message a full send queue refuses, with the whole message, at
+    // WARN; the node logs one line of its own when it cuts such a link (bb-net).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BB_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_gossipsub=error")
+    });
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

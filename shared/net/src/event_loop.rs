@@ -37,6 +37,41 @@ const MAX_BOOK_PEERS: usize = 4096;
 const TICK: Duration = Duration::from_millis(250);
 /// Least time between two lookups of staked peers whose address is unknown.
 const LOOKUP_INTERVAL: Duration = Duration::from_secs(2);
+/// Gossip heartbeats in a row a peer's send queue may stay full before its connection is
+/// closed and redialed. A stream that stops draining does not recover by itself: the
+/// queue stays full, every message to the peer is dropped, and the connection lives on
+/// (other protocols keep it open). A fresh connection brings a fresh stream.
+const STUCK_HEARTBEATS: u32 = 10;
+/// A gap longer than this between two slow-peer reports starts the count again.
+const STUCK_GAP: Duration = Duration::from_secs(3);
+
+/// Peers whose gossip send queue refused messages, by heartbeats in a row.
+#[derive(Debug, Default)]
+struct StuckLinks {
+    peers: HashMap<PeerId, (u32, Instant)>,
+}
+
+impl StuckLinks {
+    /// One heartbeat's report that `peer`'s queue was full. True once it has been full
+    /// for [`STUCK_HEARTBEATS`] in a row (then the count starts over).
+    fn report(&mut self, peer: PeerId, now: Instant) -> bool {
+        let (count, last) = self.peers.entry(peer).or_insert((0, now));
+        if now.duration_since(*last) > STUCK_GAP {
+            *count = 0;
+        }
+        *count += 1;
+        *last = now;
+        if *count >= STUCK_HEARTBEATS {
+            self.peers.remove(&peer);
+            return true;
+        }
+        false
+    }
+
+    fn forget(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+}
 
 /// What we know of one peer.
 #[derive(Debug, Default)]
@@ -95,6 +130,8 @@ pub(crate) struct EventLoop {
     staked: HashSet<PeerId>,
     /// Staked peers that are not connected, and when to try them next.
     redial: HashMap<PeerId, Backoff>,
+    /// Peers whose gossip send queue was full, heartbeats in a row.
+    slow: StuckLinks,
     bootstrap: Vec<(Option<PeerId>, Multiaddr)>,
     bootstrap_backoff: Backoff,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
@@ -153,6 +190,7 @@ impl EventLoop {
             book: HashMap::new(),
             staked: HashSet::new(),
             redial: HashMap::new(),
+            slow: StuckLinks::default(),
             bootstrap,
             bootstrap_backoff: Backoff::now(),
             requests: HashMap::new(),
@@ -535,7 +573,19 @@ impl EventLoop {
         }
     }
 
+    /// Gossipsub reports, once a heartbeat, each peer whose send queue refused messages.
+    /// A peer reported [`STUCK_HEARTBEATS`] heartbeats in a row is disconnected; a staked
+    /// one is then redialed like any lost staked peer.
+    fn on_slow_peer(&mut self, peer: PeerId, failed: usize) {
+        debug!(%peer, failed, "gossip send queue full");
+        if self.slow.report(peer, Instant::now()) {
+            warn!(%peer, "gossip to this peer stopped draining; reconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
     fn on_peer_gone(&mut self, peer: PeerId) {
+        self.slow.forget(&peer);
         if let Some(record) = self.book.get_mut(&peer)
             && std::mem::take(&mut record.announced)
             && let Some(pubkey) = pubkey_of(&peer)
@@ -569,9 +619,13 @@ impl EventLoop {
                 message_id,
                 message,
             }) => self.on_gossip(propagation_source, message_id, message),
-            NodeBehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer { peer_id, .. }) => {
-                debug!(peer = %peer_id, "gossip peer is slow");
-            }
+            NodeBehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            }) => self.on_slow_peer(
+                peer_id,
+                failed_messages.priority + failed_messages.non_priority,
+            ),
             NodeBehaviourEvent::Gossipsub(_) => {}
             NodeBehaviourEvent::Kad(event) => self.on_kad(event),
             NodeBehaviourEvent::Repair(event) => self.on_repair(event),
@@ -939,6 +993,36 @@ mod tests {
             now = backoff.next_at;
         }
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn a_link_is_stuck_after_ten_full_heartbeats_in_a_row_and_a_gap_starts_over() {
+        let mut links = StuckLinks::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let start = Instant::now();
+        let beat = |k: u64| start + Duration::from_secs(k);
+        for k in 0..u64::from(STUCK_HEARTBEATS) - 1 {
+            assert!(!links.report(a, beat(k)), "heartbeat {k}");
+            assert!(!links.report(b, beat(k)));
+        }
+        assert!(
+            links.report(a, beat(9)),
+            "the tenth full heartbeat in a row"
+        );
+        assert!(
+            !links.report(a, beat(10)),
+            "the count starts over after a cut"
+        );
+        // b skips a few heartbeats (its queue drained meanwhile): counted afresh.
+        assert!(!links.report(b, beat(14)));
+        for k in 15..23 {
+            assert!(!links.report(b, beat(k)));
+        }
+        assert!(links.report(b, beat(23)));
+        // A peer that left is forgotten.
+        links.report(a, beat(30));
+        links.forget(&a);
+        assert!(links.peers.is_empty());
     }
 
     #[test]
