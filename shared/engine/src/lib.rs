@@ -9,8 +9,11 @@
 //!
 //! Never: I/O, clocks (time is an argument), threads of its own, or randomness.
 
+mod handoff;
 mod tower_record;
 mod validator;
+
+pub use handoff::{HANDOFF_GRACE_SLOTS, HeldSlots};
 
 pub use tower_record::TowerRecord;
 pub use validator::{EngineError, EvidenceOutcome, Output, Validator};

@@ -756,9 +756,9 @@ impl Validator {
     /// our run of slots (another validator leads the slot before) and no block of the
     /// slot before is replayed here yet. Built now, our block would take an older parent
     /// and orphan the previous leader's last block, which is most likely still on its
-    /// way (it was finished as our slot began). A driver waits for it until the next
-    /// slot's end at most, then builds on what it has (ARCHITECTURE.md: the handoff
-    /// grace).
+    /// way (it was finished as our slot began). Not if none of that leader's earlier
+    /// blocks of its run is here either (it is most likely down). [`crate::HeldSlots`]
+    /// holds our slots on this answer for a bounded grace.
     pub fn awaits_previous_leader(&mut self, slot: Slot) -> bool {
         let Some(previous) = slot.checked_sub(1) else {
             return false;
@@ -768,7 +768,20 @@ impl Validator {
         }
         let root = self.forks.root_bank();
         let me = Some(self.identity());
-        self.leader_by(&root, slot) == me && self.leader_by(&root, previous) != me
+        let before = self.leader_by(&root, previous);
+        if self.leader_by(&root, slot) != me || before == me {
+            return false;
+        }
+        // A leader none of whose earlier blocks of this run arrived is most likely down:
+        // waiting for its last one would only delay our block.
+        let mut s = previous;
+        while s > self.root() + 1 && self.leader_by(&root, s - 1) == before {
+            s -= 1;
+            if self.forks.contains(s) {
+                return true;
+            }
+        }
+        s == previous
     }
 
     /// As the leader of `slot`: builds the block on the heaviest fork with `batches` of

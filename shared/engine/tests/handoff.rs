@@ -1,10 +1,11 @@
 //! The handoff grace, driven by hand: the leader of a slot that opens its run waits for
-//! the previous leader's last block, and builds on it once replayed.
+//! the previous leader's last block, and builds on it once replayed; it does not wait
+//! for a leader none of whose blocks of that run arrived.
 
 use std::sync::Arc;
 
 use bb_core::{Block, Genesis, GenesisValidator, Keypair, Slot};
-use bb_engine::{Output, Validator};
+use bb_engine::{HANDOFF_GRACE_SLOTS, HeldSlots, Output, Validator};
 use bb_runtime::{Bank, produce_block_with_evidence};
 
 fn genesis(keys: &[Keypair]) -> Genesis {
@@ -79,6 +80,10 @@ fn the_first_slot_of_a_run_waits_for_the_previous_leaders_block_and_builds_on_it
 
     let mut leader = Validator::new(key, &genesis).expect("validator");
     let mut bystander = Validator::new(other, &genesis).expect("validator");
+    assert!(
+        !leader.awaits_previous_leader(handoff),
+        "no block of the previous leader's run arrived: it is likely down, nothing to wait for"
+    );
     for b in &blocks[..blocks.len() - 1] {
         leader.on_block(b.clone(), None);
         bystander.on_block(b.clone(), None);
@@ -102,4 +107,64 @@ fn the_first_slot_of_a_run_waits_for_the_previous_leaders_block_and_builds_on_it
     assert!(!leader.awaits_previous_leader(handoff));
     let out = leader.produce(handoff, &[], 0);
     assert_eq!(produced_parent(&out), Some(handoff - 1));
+}
+
+#[test]
+fn held_slots_are_built_in_order_when_the_block_arrives_or_when_the_grace_ends() {
+    let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
+    let genesis = genesis(&keys);
+    let bank = Bank::new_genesis(&genesis).expect("genesis bank");
+    let handoff = (2..64)
+        .find(|&s| bank.slot_leader(s).ok() != bank.slot_leader(s - 1).ok())
+        .expect("two leaders in the first epoch");
+    let me = bank.slot_leader(handoff).expect("a leader");
+    assert_eq!(bank.slot_leader(handoff + 1).ok(), Some(me), "runs of 4");
+    let key = keys
+        .iter()
+        .find(|k| k.pubkey() == me)
+        .expect("ours")
+        .clone();
+    let blocks = chain(&keys, &genesis, handoff - 1);
+    let (last, earlier) = blocks.split_last().expect("blocks");
+
+    // The block arrives during the grace: everything held is built at once, in order.
+    let mut v = Validator::new(key.clone(), &genesis).expect("validator");
+    for b in earlier {
+        v.on_block(b.clone(), None);
+    }
+    let mut held = HeldSlots::new();
+    assert_eq!(held.on_slot_end(&mut v, handoff, true), Vec::<Slot>::new());
+    assert_eq!(
+        held.on_replayed(&mut v),
+        Vec::<Slot>::new(),
+        "still missing"
+    );
+    assert_eq!(
+        held.on_slot_end(&mut v, handoff + 1, true),
+        Vec::<Slot>::new()
+    );
+    assert_eq!(held.slots(), &[handoff, handoff + 1]);
+    v.on_block(last.clone(), None);
+    assert_eq!(held.on_replayed(&mut v), vec![handoff, handoff + 1]);
+    assert!(held.slots().is_empty());
+
+    // It never arrives: the grace ends HANDOFF_GRACE_SLOTS slot ends later.
+    let mut v = Validator::new(key, &genesis).expect("validator");
+    for b in earlier {
+        v.on_block(b.clone(), None);
+    }
+    let mut held = HeldSlots::new();
+    assert!(held.on_slot_end(&mut v, handoff, true).is_empty());
+    for k in 1..HANDOFF_GRACE_SLOTS {
+        let ours = bank.slot_leader(handoff + k).ok() == Some(me);
+        assert!(held.on_slot_end(&mut v, handoff + k, ours).is_empty());
+    }
+    let end = handoff + HANDOFF_GRACE_SLOTS;
+    let ours = bank.slot_leader(end).ok() == Some(me);
+    let built = held.on_slot_end(&mut v, end, ours);
+    let expected: Vec<Slot> = (handoff..=end)
+        .filter(|&s| bank.slot_leader(s).ok() == Some(me))
+        .collect();
+    assert_eq!(built, expected);
+    assert!(held.slots().is_empty());
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bb_core::{Block, Canonical, Evidence, Hash, Pubkey, SignedVote, Slot, Transaction};
-use bb_engine::{EvidenceOutcome, Output, TowerRecord, Validator};
+use bb_engine::{EvidenceOutcome, HeldSlots, Output, TowerRecord, Validator};
 use bb_ledger::{Ledger, RootCommit, SlotMeta};
 use bb_rpc::Commitment as Level;
 use bb_runtime::TransactionError;
@@ -154,9 +154,9 @@ pub struct Engine {
     /// with.
     last_slot_end: Slot,
     votes_to_store: Vec<(u64, [u8; 32], Vec<u8>)>,
-    /// Our slot whose block waits for the previous leader's last block (the handoff
-    /// grace): built when that block is replayed, or at the next slot's end.
-    held_slot: Option<Slot>,
+    /// Our slots whose blocks wait for the previous leader's last block (the handoff
+    /// grace).
+    held: HeldSlots,
     bank_hashes: BTreeMap<Slot, Hash>,
     recent_repairs: HashMap<Slot, Instant>,
     restoring: bool,
@@ -247,7 +247,7 @@ impl Engine {
             pending_txs,
             last_slot_end,
             votes_to_store: Vec::new(),
-            held_slot: None,
+            held: HeldSlots::new(),
             bank_hashes: BTreeMap::new(),
             recent_repairs: HashMap::new(),
             restoring: true,
@@ -410,16 +410,9 @@ impl Engine {
             .bank(best)
             .unwrap_or_else(|| self.validator.root_bank());
         self.evict_expired(&bank, slot);
-        // A block held for the previous leader's waits one slot at most.
-        if let Some(held) = self.held_slot.take() {
-            self.produce(held);
-        }
-        if self.validator.leader_of(slot) == Some(self.validator.identity()) {
-            if self.validator.awaits_previous_leader(slot) {
-                self.held_slot = Some(slot);
-            } else {
-                self.produce(slot);
-            }
+        let ours = self.validator.leader_of(slot) == Some(self.validator.identity());
+        for s in self.held.on_slot_end(&mut self.validator, slot, ours) {
+            self.produce(s);
         }
         let out = self.validator.poll_vote(now_ms());
         self.apply(out);
@@ -450,14 +443,11 @@ impl Engine {
         self.apply(out);
     }
 
-    /// Builds the block held for the previous leader's as soon as that block is
+    /// Builds the blocks held for the previous leader's as soon as that block is
     /// replayed.
     fn produce_held_if_ready(&mut self) {
-        if let Some(held) = self.held_slot
-            && !self.validator.awaits_previous_leader(held)
-        {
-            self.held_slot = None;
-            self.produce(held);
+        for s in self.held.on_replayed(&mut self.validator) {
+            self.produce(s);
         }
     }
 

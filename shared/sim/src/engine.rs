@@ -9,7 +9,7 @@ use bb_core::{
     Block, Genesis, GenesisAccount, GenesisValidator, Hash, Keypair, Pubkey, SignedVote, Slot,
     Transaction,
 };
-use bb_engine::{Output, TowerRecord, Validator};
+use bb_engine::{HeldSlots, Output, TowerRecord, Validator};
 use bb_runtime::Bank;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -71,9 +71,9 @@ struct Node {
     versions_replaced: u64,
     fault: Option<FaultKind>,
     persisted: Persisted,
-    /// Our slot whose block waits for the previous leader's (the handoff grace, as a
-    /// validator does it): built when that block is replayed, or at the next slot end.
-    held_slot: Option<Slot>,
+    /// Slots whose blocks wait for the previous leader's (the handoff grace, as a
+    /// validator does it).
+    held: HeldSlots,
 }
 
 pub(crate) struct Simulation {
@@ -165,7 +165,7 @@ impl Simulation {
                         root_bank,
                         blocks: BTreeMap::new(),
                     },
-                    held_slot: None,
+                    held: HeldSlots::new(),
                 }
             })
             .collect();
@@ -229,7 +229,9 @@ impl Simulation {
     }
 
     pub(crate) fn run(mut self) -> SimReport {
-        // Slot s runs from s*slot_ms to (s+1)*slot_ms; slot 0 is genesis.
+        // Slot s runs from s*slot_ms to (s+1)*slot_ms; slot 0 is genesis. A node that
+        // stops at slot 0 is down from the start.
+        self.apply_crashes(0);
         for slot in 1..=self.config.slots {
             let at = (slot + 1) * self.config.slot_ms;
             self.schedule(at, Event::SlotEnd(slot));
@@ -420,7 +422,7 @@ impl Simulation {
             if c.at == slot && self.nodes[c.node].validator.is_some() {
                 // Everything not persisted is gone.
                 self.nodes[c.node].validator = None;
-                self.nodes[c.node].held_slot = None;
+                self.nodes[c.node].held.clear();
                 self.nodes[c.node].ever_crashed = true;
             }
             if c.restart == Some(slot) && self.nodes[c.node].validator.is_none() {
@@ -488,22 +490,18 @@ impl Simulation {
 
     fn on_slot_end(&mut self, slot: Slot) {
         self.apply_crashes(slot);
+        let leader = self
+            .leader_at(slot)
+            .and_then(|l| self.index_of.get(&l).copied());
         for n in 0..self.nodes.len() {
-            if let Some(held) = self.nodes[n].held_slot.take() {
-                self.produce(n, held);
-            }
-        }
-        if let Some(leader) = self.leader_at(slot)
-            && let Some(&n) = self.index_of.get(&leader)
-        {
-            let awaits = self.nodes[n]
-                .validator
-                .as_mut()
-                .is_some_and(|v| v.awaits_previous_leader(slot));
-            if awaits {
-                self.nodes[n].held_slot = Some(slot);
-            } else {
-                self.produce(n, slot);
+            let node = &mut self.nodes[n];
+            let (Some(v), held) = (node.validator.as_mut(), &mut node.held) else {
+                continue;
+            };
+            if leader == Some(n) || !held.slots().is_empty() {
+                for s in held.on_slot_end(v, slot, leader == Some(n)) {
+                    self.produce(n, s);
+                }
             }
         }
         for n in 0..self.nodes.len() {
@@ -541,14 +539,17 @@ impl Simulation {
         self.with_validator(n, |v, now| v.produce(slot, &batches, now));
     }
 
-    /// Builds node `n`'s held block once the previous leader's block is replayed there.
+    /// Builds node `n`'s held blocks once the previous leader's block is replayed there.
     fn produce_held_if_ready(&mut self, n: usize) {
-        if let Some(held) = self.nodes[n].held_slot
-            && let Some(v) = self.nodes[n].validator.as_mut()
-            && !v.awaits_previous_leader(held)
-        {
-            self.nodes[n].held_slot = None;
-            self.produce(n, held);
+        let node = &mut self.nodes[n];
+        let (Some(v), held) = (node.validator.as_mut(), &mut node.held) else {
+            return;
+        };
+        if held.slots().is_empty() {
+            return;
+        }
+        for s in held.on_replayed(v) {
+            self.produce(n, s);
         }
     }
 

@@ -160,6 +160,26 @@ fn a_crashed_leader_costs_only_its_slots() {
     );
 }
 
+#[test]
+fn a_node_stopped_at_slot_zero_never_votes_and_its_slots_are_skipped() {
+    let mut c = SimConfig::new(4, 120, 3);
+    c.crashes.push("2@0".parse().unwrap());
+    let r = bb_sim::run(c).unwrap();
+    let down = &r.nodes[2];
+    assert!(down.crashed && !down.alive_at_end, "{}", r.to_text());
+    assert_eq!(down.votes_cast, 0, "{}", r.to_text());
+    assert!(r.slots_skipped > 0, "its leader slots: {}", r.to_text());
+    assert!(r.safety_violations.is_empty());
+    assert!(
+        r.nodes
+            .iter()
+            .filter(|n| n.alive_at_end)
+            .all(|n| n.finalized > 60),
+        "{}",
+        r.to_text()
+    );
+}
+
 /// A cluster of 4-8 equal-stake nodes where one node is byzantine for the whole run (one
 /// of every fault kind, by seed), with up to 5% loss and latency up to 150 ms.
 fn byzantine_config(seed: u64) -> SimConfig {
