@@ -142,6 +142,15 @@ fn gossip(genesis: &Hash) -> Result<gossipsub::Behaviour, NetError> {
         .history_length(5)
         .history_gossip(2)
         .duplicate_cache_time(Duration::from_secs(120))
+        // A message may wait 10 s in a peer's send queue (not 1 s for forwards and 5 s
+        // for our own), so a queue that refuses messages is full, not merely late: on a
+        // saturated machine forwards routinely wait over a second, and those expiries
+        // are reported like refusals (bb-net cuts a link refused for 10 heartbeats in a
+        // row). 1000 queued messages is 10 s of a mesh peer's traffic at 100 validators,
+        // and bounds what one stuck peer holds.
+        .publish_queue_duration(Duration::from_secs(10))
+        .forward_queue_duration(Duration::from_secs(10))
+        .connection_handler_queue_len(1000)
         .build()
         .map_err(|e| setup(e.to_string()))?;
 

@@ -37,8 +37,9 @@ const MAX_BOOK_PEERS: usize = 4096;
 const TICK: Duration = Duration::from_millis(250);
 /// Least time between two lookups of staked peers whose address is unknown.
 const LOOKUP_INTERVAL: Duration = Duration::from_secs(2);
-/// Gossip heartbeats in a row a peer's send queue may stay full before its connection is
-/// closed and redialed. A stream that stops draining does not recover by itself: the
+/// Gossip heartbeats in a row a peer's send queue may refuse messages (full, or a message
+/// waited there over 10 s: see `behaviour.rs`) before its connection is closed and
+/// redialed. A stream that stops draining does not recover by itself: the
 /// queue stays full, every message to the peer is dropped, and the connection lives on
 /// (other protocols keep it open). A fresh connection brings a fresh stream.
 const STUCK_HEARTBEATS: u32 = 10;
