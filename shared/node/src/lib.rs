@@ -311,19 +311,61 @@ fn pin_genesis(ledger_dir: &std::path::Path, genesis: &Genesis) -> anyhow::Resul
     }
 }
 
+/// Most slot ends sent at once after the clock fell behind (a process that was stopped
+/// for longer does not replay every slot it slept through).
+const MAX_SLOT_ENDS_CAUGHT_UP: u64 = 32;
+
 /// Tells the engine each time a slot ends, by the genesis clock.
 async fn clock(shared: Arc<Shared>, engine: mpsc::Sender<EngineMsg>) {
     let g = shared.genesis.clone();
     let slot_ms = g.slot_ms.max(1);
+    let mut due: Option<u64> = None;
     loop {
         let now = now_ms();
         let current = now.saturating_sub(g.creation_time_ms) / slot_ms;
-        let next_end = g.creation_time_ms + (current + 1) * slot_ms;
-        let wait = next_end.saturating_sub(now).max(1);
-        tokio::time::sleep(Duration::from_millis(wait)).await;
-        shared.metrics.slot.set((current + 1) as i64);
-        if now >= g.creation_time_ms && engine.send(EngineMsg::SlotEnd(current)).await.is_err() {
-            return;
+        let first = *due.get_or_insert(current);
+        for slot in slot_ends_due(first, current) {
+            if engine.send(EngineMsg::SlotEnd(slot)).await.is_err() {
+                return;
+            }
         }
+        if current > first {
+            shared.metrics.slot.set(current as i64);
+            due = Some(current);
+            continue;
+        }
+        let next_end = g.creation_time_ms + (first + 1) * slot_ms;
+        tokio::time::sleep(Duration::from_millis(next_end.saturating_sub(now).max(1))).await;
+    }
+}
+
+/// The slots whose end is due: from `first` (the oldest not yet sent) up to the slot
+/// before `current` (the one in progress), every one of them. A clock that wakes late, or
+/// waits on a full engine inbox, must not skip a slot end: the slot's leader builds its
+/// block there, and a skipped end is a block never built. At most
+/// [`MAX_SLOT_ENDS_CAUGHT_UP`], the newest.
+fn slot_ends_due(first: u64, current: u64) -> std::ops::Range<u64> {
+    first.max(current.saturating_sub(MAX_SLOT_ENDS_CAUGHT_UP))..current.max(first)
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn every_slot_end_is_due_once_even_after_a_late_wake() {
+        // On time: the one slot that just ended.
+        assert_eq!(slot_ends_due(301, 302).collect::<Vec<_>>(), vec![301]);
+        // Woke (or got through to the engine) two slots late: both ends, oldest first.
+        assert_eq!(
+            slot_ends_due(301, 304).collect::<Vec<_>>(),
+            vec![301, 302, 303]
+        );
+        // Nothing ended yet.
+        assert_eq!(slot_ends_due(301, 301).count(), 0);
+        // Stopped for a long time: only the newest ends.
+        let caught_up: Vec<u64> = slot_ends_due(10, 1000).collect();
+        assert_eq!(caught_up.len() as u64, MAX_SLOT_ENDS_CAUGHT_UP);
+        assert_eq!(caught_up.last(), Some(&999));
     }
 }
