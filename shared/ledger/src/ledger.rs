@@ -310,9 +310,7 @@ impl Ledger {
     /// must resume from what it already downloaded.
     pub fn sync(&self) -> Result<(), LedgerError> {
         const CONTEXT: &str = "syncing the ledger";
-        let mut txn = self.db.begin_write().during(CONTEXT)?;
-        txn.set_durability(Durability::Immediate).during(CONTEXT)?;
-        txn.commit().during(CONTEXT)
+        self.write(CONTEXT, |_| Ok(()))
     }
 
     /// The encoded block of one slot, if stored.
@@ -493,19 +491,17 @@ impl Ledger {
 
     // ---- tower and votes ----
 
-    /// Replaces the persisted tower. Returns only once the tower is on disk (immediate
-    /// durability, stated here even though it is redb's default): the validator sends a vote
-    /// only after this returns, so a restart can never double-vote.
+    /// Replaces the persisted tower. Returns only once the tower is on disk (a synced
+    /// commit, as every [`Ledger::write`]): the validator sends a vote only after this
+    /// returns, so a restart can never double-vote.
     pub fn save_tower(&self, tower: &[u8]) -> Result<(), LedgerError> {
         const CONTEXT: &str = "saving the tower";
         check_size("tower", tower.len(), MAX_TOWER_BYTES)?;
-        let mut txn = self.db.begin_write().during(CONTEXT)?;
-        txn.set_durability(Durability::Immediate).during(CONTEXT)?;
-        {
+        self.write(CONTEXT, |txn| {
             let mut table = txn.open_table(TOWER).during(CONTEXT)?;
             table.insert(TOWER_KEY, tower).during(CONTEXT)?;
-        }
-        txn.commit().during(CONTEXT)
+            Ok(())
+        })
     }
 
     /// The persisted tower, if one was ever saved.
@@ -717,10 +713,7 @@ impl Ledger {
         context: &'static str,
         step: impl FnOnce(&WriteTransaction) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        let txn = self.db.begin_write().during(context)?;
-        let out = step(&txn)?;
-        txn.commit().during(context)?;
-        Ok(out)
+        self.write_as(Durability::Immediate, context, step)
     }
 
     /// [`Ledger::write`] without a disk sync of its own: readers see the commit at once,
@@ -734,8 +727,18 @@ impl Ledger {
         context: &'static str,
         step: impl FnOnce(&WriteTransaction) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
+        self.write_as(Durability::None, context, step)
+    }
+
+    /// One write transaction committed with `durability`.
+    fn write_as<T>(
+        &self,
+        durability: Durability,
+        context: &'static str,
+        step: impl FnOnce(&WriteTransaction) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
         let mut txn = self.db.begin_write().during(context)?;
-        txn.set_durability(Durability::None).during(context)?;
+        txn.set_durability(durability).during(context)?;
         let out = step(&txn)?;
         txn.commit().during(context)?;
         Ok(out)
