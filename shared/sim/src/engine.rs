@@ -498,10 +498,8 @@ impl Simulation {
             let (Some(v), held) = (node.validator.as_mut(), &mut node.held) else {
                 continue;
             };
-            if leader == Some(n) || !held.slots().is_empty() {
-                for s in held.on_slot_end(v, slot, leader == Some(n)) {
-                    self.produce(n, s);
-                }
+            for s in held.on_slot_end(v, slot, leader == Some(n)) {
+                self.produce(n, s);
             }
         }
         for n in 0..self.nodes.len() {
@@ -545,9 +543,6 @@ impl Simulation {
         let (Some(v), held) = (node.validator.as_mut(), &mut node.held) else {
             return;
         };
-        if held.slots().is_empty() {
-            return;
-        }
         for s in held.on_replayed(v) {
             self.produce(n, s);
         }
