@@ -47,6 +47,41 @@ fn chain(keys: &[Keypair], genesis: &Genesis, last: Slot) -> Vec<Arc<Block>> {
     blocks
 }
 
+/// Four equal validators, the first slot above 1 whose leader differs from the slot
+/// before's (`handoff`), that slot's leader, and the blocks of slots `1..handoff`.
+struct Handoff {
+    keys: Vec<Keypair>,
+    genesis: Genesis,
+    bank: Arc<Bank>,
+    handoff: Slot,
+    leader: Keypair,
+    blocks: Vec<Arc<Block>>,
+}
+
+fn handoff() -> Handoff {
+    let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
+    let genesis = genesis(&keys);
+    let bank = Bank::new_genesis(&genesis).expect("genesis bank");
+    let handoff = (2..64)
+        .find(|&s| bank.slot_leader(s).ok() != bank.slot_leader(s - 1).ok())
+        .expect("two leaders in the first epoch");
+    let me = bank.slot_leader(handoff).expect("a leader");
+    let leader = keys
+        .iter()
+        .find(|k| k.pubkey() == me)
+        .expect("ours")
+        .clone();
+    let blocks = chain(&keys, &genesis, handoff - 1);
+    Handoff {
+        keys,
+        genesis,
+        bank,
+        handoff,
+        leader,
+        blocks,
+    }
+}
+
 fn produced_parent(out: &[Output]) -> Option<Slot> {
     out.iter().find_map(|o| match o {
         Output::SendBlock(b) => Some(b.header.parent_slot),
@@ -56,19 +91,15 @@ fn produced_parent(out: &[Output]) -> Option<Slot> {
 
 #[test]
 fn the_first_slot_of_a_run_waits_for_the_previous_leaders_block_and_builds_on_it() {
-    let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
-    let genesis = genesis(&keys);
-    let bank = Bank::new_genesis(&genesis).expect("genesis bank");
-    // The first slot above 1 whose leader differs from the slot before's.
-    let handoff = (2..64)
-        .find(|&s| bank.slot_leader(s).ok() != bank.slot_leader(s - 1).ok())
-        .expect("two leaders in the first epoch");
-    let next_leader = bank.slot_leader(handoff).expect("a leader");
-    let key = keys
-        .iter()
-        .find(|k| k.pubkey() == next_leader)
-        .expect("ours")
-        .clone();
+    let Handoff {
+        keys,
+        genesis,
+        bank,
+        handoff,
+        leader: key,
+        blocks,
+    } = handoff();
+    let next_leader = key.pubkey();
     let other = keys
         .iter()
         .find(|k| {
@@ -76,7 +107,6 @@ fn the_first_slot_of_a_run_waits_for_the_previous_leaders_block_and_builds_on_it
         })
         .expect("a third validator")
         .clone();
-    let blocks = chain(&keys, &genesis, handoff - 1);
 
     let mut leader = Validator::new(key, &genesis).expect("validator");
     let mut bystander = Validator::new(other, &genesis).expect("validator");
@@ -111,20 +141,16 @@ fn the_first_slot_of_a_run_waits_for_the_previous_leaders_block_and_builds_on_it
 
 #[test]
 fn held_slots_are_built_in_order_when_the_block_arrives_or_when_the_grace_ends() {
-    let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
-    let genesis = genesis(&keys);
-    let bank = Bank::new_genesis(&genesis).expect("genesis bank");
-    let handoff = (2..64)
-        .find(|&s| bank.slot_leader(s).ok() != bank.slot_leader(s - 1).ok())
-        .expect("two leaders in the first epoch");
-    let me = bank.slot_leader(handoff).expect("a leader");
+    let Handoff {
+        genesis,
+        bank,
+        handoff,
+        leader: key,
+        blocks,
+        ..
+    } = handoff();
+    let me = key.pubkey();
     assert_eq!(bank.slot_leader(handoff + 1).ok(), Some(me), "runs of 4");
-    let key = keys
-        .iter()
-        .find(|k| k.pubkey() == me)
-        .expect("ours")
-        .clone();
-    let blocks = chain(&keys, &genesis, handoff - 1);
     let (last, earlier) = blocks.split_last().expect("blocks");
 
     // The block arrives during the grace: everything held is built at once, in order.
