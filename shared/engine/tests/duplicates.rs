@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use bb_core::{Block, Genesis, GenesisAccount, GenesisValidator, Keypair, Transaction};
+mod common;
+
+use bb_core::{Block, Genesis, GenesisAccount, Keypair, Transaction};
 use bb_engine::{Output, Validator};
 use bb_runtime::{Bank, produce_block_with_evidence};
 
@@ -16,28 +18,14 @@ struct Cluster {
 fn cluster() -> Cluster {
     let keys: Vec<Keypair> = (1..=4u8).map(|i| Keypair::from_seed(&[i; 32])).collect();
     let payer = Keypair::from_seed(&[99; 32]);
-    let genesis = Genesis {
-        version: bb_core::genesis::GENESIS_VERSION,
-        network: "duplicates-test".into(),
-        creation_time_ms: 0,
-        slot_ms: 400,
-        ticks_per_slot: 4,
-        hashes_per_tick: 16,
-        slots_per_epoch: 64,
-        leader_slots_per_rotation: 4,
-        slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
-        validators: keys
-            .iter()
-            .map(|k| GenesisValidator {
-                identity: k.pubkey(),
-                stake: 100,
-            })
-            .collect(),
-        accounts: vec![GenesisAccount {
+    let genesis = common::genesis(
+        "duplicates-test",
+        &keys,
+        vec![GenesisAccount {
             address: payer.pubkey(),
             balance: 1 << 40,
         }],
-    };
+    );
     Cluster {
         keys,
         payer,

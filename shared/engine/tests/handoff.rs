@@ -4,30 +4,14 @@
 
 use std::sync::Arc;
 
-use bb_core::{Block, Genesis, GenesisValidator, Keypair, Slot};
+mod common;
+
+use bb_core::{Block, Genesis, Keypair, Slot};
 use bb_engine::{HANDOFF_GRACE_SLOTS, HeldSlots, Output, Validator};
 use bb_runtime::{Bank, produce_block_with_evidence};
 
 fn genesis(keys: &[Keypair]) -> Genesis {
-    Genesis {
-        version: bb_core::genesis::GENESIS_VERSION,
-        network: "handoff-test".into(),
-        creation_time_ms: 0,
-        slot_ms: 400,
-        ticks_per_slot: 4,
-        hashes_per_tick: 16,
-        slots_per_epoch: 64,
-        leader_slots_per_rotation: 4,
-        slash_penalty_bps: bb_core::DEFAULT_SLASH_PENALTY_BPS,
-        validators: keys
-            .iter()
-            .map(|k| GenesisValidator {
-                identity: k.pubkey(),
-                stake: 100,
-            })
-            .collect(),
-        accounts: Vec::new(),
-    }
+    common::genesis("handoff-test", keys, Vec::new())
 }
 
 /// Blocks of slots `1..=last`, each by its scheduled leader on the one before.
