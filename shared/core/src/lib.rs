@@ -17,6 +17,7 @@ pub mod hash;
 pub mod keys;
 pub mod poh;
 pub mod tx;
+pub mod verified;
 pub mod vote;
 
 pub use block::{Block, BlockError, BlockHeader, Slot};
@@ -36,4 +37,5 @@ pub use poh::{
     Entry, PohError, PohRecorder, check_tick_structure, verify_entries, verify_entries_parallel,
 };
 pub use tx::{Transaction, Transfer, verify_transactions};
+pub use verified::VerifiedTxs;
 pub use vote::{SignedVote, Vote, verify_votes};

@@ -8,7 +8,7 @@ use bb_consensus::{
 };
 use bb_core::{
     Block, Evidence, EvidenceError, Genesis, Hash, Keypair, Offense, Pubkey, SignedVote, Slot,
-    Transaction, Vote,
+    Transaction, VerifiedTxs, Vote,
 };
 use bb_runtime::{
     Bank, BankForks, EvidenceRefusal, LeaderSchedule, Penalty, RootChanges,
@@ -152,6 +152,9 @@ pub struct Validator {
     schedules: BTreeMap<u64, Arc<LeaderSchedule>>,
     /// Slashing evidence not yet recorded on the rooted chain, for our blocks.
     evidence: BTreeMap<Offense, Evidence>,
+    /// Transactions whose signatures this process already checked (shared with where
+    /// they enter the node), skipped by replay and production; `None`: check all.
+    verified: Option<Arc<VerifiedTxs>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -246,7 +249,14 @@ impl Validator {
             stake_weights,
             schedules: BTreeMap::new(),
             evidence: BTreeMap::new(),
+            verified: None,
         })
+    }
+
+    /// Shares `verified` with the places transactions enter the node: replay and block
+    /// production skip the signatures it remembers (the outcome is the same).
+    pub fn set_verified_txs(&mut self, verified: Arc<VerifiedTxs>) {
+        self.verified = Some(verified);
     }
 
     pub fn identity(&self) -> Pubkey {
@@ -409,7 +419,8 @@ impl Validator {
                 .slot_leader(slot)
                 .map_err(|e| e.to_string())
                 .and_then(|leader| {
-                    Bank::replay_block(&parent_bank, &b, leader).map_err(|e| e.to_string())
+                    Bank::replay_block_with(&parent_bank, &b, leader, self.verified.as_deref())
+                        .map_err(|e| e.to_string())
                 })
                 .and_then(|bank| self.forks.insert(bank).map_err(|e| e.to_string()));
             match result {
@@ -802,9 +813,14 @@ impl Validator {
             return out;
         }
         let pending: Vec<Evidence> = self.evidence.values().cloned().collect();
-        let Ok(produced) =
-            produce_block_with_evidence(&parent, &self.identity, slot, batches, &pending)
-        else {
+        let Ok(produced) = produce_block_with_evidence(
+            &parent,
+            &self.identity,
+            slot,
+            batches,
+            &pending,
+            self.verified.as_deref(),
+        ) else {
             return out;
         };
         let block = Arc::new(produced.block);

@@ -43,10 +43,10 @@ fn two_versions(c: &Cluster) -> (usize, Arc<Block>, Arc<Block>) {
         .position(|k| k.pubkey() == leader_key)
         .expect("the leader is one of ours");
     let tx = Transaction::transfer(&c.payer, c.keys[0].pubkey(), 5, 1, bank.last_blockhash());
-    let a = produce_block_with_evidence(&bank, &c.keys[leader], 1, &[vec![tx]], &[])
+    let a = produce_block_with_evidence(&bank, &c.keys[leader], 1, &[vec![tx]], &[], None)
         .expect("version A")
         .block;
-    let b = produce_block_with_evidence(&bank, &c.keys[leader], 1, &[], &[])
+    let b = produce_block_with_evidence(&bank, &c.keys[leader], 1, &[], &[], None)
         .expect("version B")
         .block;
     assert_ne!(a.id(), b.id());

@@ -24,7 +24,8 @@ fn chain(keys: &[Keypair], genesis: &Genesis, last: Slot) -> Vec<Arc<Block>> {
             .iter()
             .find(|k| k.pubkey() == leader)
             .expect("the leader is one of ours");
-        let produced = produce_block_with_evidence(&bank, key, slot, &[], &[]).expect("block");
+        let produced =
+            produce_block_with_evidence(&bank, key, slot, &[], &[], None).expect("block");
         blocks.push(Arc::new(produced.block));
         bank = Arc::new(produced.bank);
     }

@@ -141,6 +141,9 @@ fn approx_block_bytes(b: &Block) -> usize {
 
 /// Transactions per entry when producing.
 const BATCH: usize = 256;
+
+/// Most repairs waiting for the Turbine grace at once.
+const MAX_DEFERRED_REPAIRS: usize = 1024;
 /// Bank hashes kept in memory for block queries (older ones only for roots, in the ledger).
 const BANK_HASHES_KEPT: usize = 200_000;
 
@@ -159,6 +162,10 @@ pub struct Engine {
     held: HeldSlots,
     bank_hashes: BTreeMap<Slot, Hash>,
     recent_repairs: HashMap<Slot, Instant>,
+    /// Repairs of blocks that may still be on their way by Turbine (a vote for a block
+    /// usually outruns the block's shreds), with the peer to ask: asked only if the
+    /// block has not come [`Engine::turbine_grace_ms`] after its slot ended.
+    deferred_repairs: BTreeMap<Slot, Option<Pubkey>>,
     restoring: bool,
     last_confirmed: Slot,
     /// The highest root stored in the ledger.
@@ -222,8 +229,9 @@ impl Engine {
                 }
             }
         }
-        let validator =
+        let mut validator =
             Validator::restore_on_chain(identity, bank, tower, |s| root_chain.contains(&s))?;
+        validator.set_verified_txs(shared.verified.clone());
         let kept: Vec<Slot> = validator
             .tower()
             .votes()
@@ -250,6 +258,7 @@ impl Engine {
             held: HeldSlots::new(),
             bank_hashes: BTreeMap::new(),
             recent_repairs: HashMap::new(),
+            deferred_repairs: BTreeMap::new(),
             restoring: true,
             last_confirmed: 0,
             committed_root: None,
@@ -292,6 +301,7 @@ impl Engine {
                 }
                 self.handle(msg);
             }
+            self.send_due_repairs();
             self.publish_status();
         }
         self.flush_votes();
@@ -310,8 +320,17 @@ impl Engine {
                         .block_propagation_seconds
                         .observe((now - end_of_slot) as f64 / 1000.0);
                 }
+                let started = Instant::now();
                 let out = self.validator.on_block(block, from);
+                let replayed = started.elapsed();
                 self.apply(out);
+                debug!(
+                    slot,
+                    after_slot_end_ms = now.saturating_sub(end_of_slot),
+                    replay_ms = replayed.as_millis() as u64,
+                    applied_ms = (started.elapsed() - replayed).as_millis() as u64,
+                    "block taken"
+                );
                 self.produce_held_if_ready();
             }
             EngineMsg::Vote { vote, raw } => {
@@ -433,6 +452,8 @@ impl Engine {
             .validator
             .bank(best)
             .unwrap_or_else(|| self.validator.root_bank());
+        // The previous leader's last block may have been replayed since the slot ended.
+        self.pending_txs.evict_landed(bank.already_processed());
         let txs = self
             .pending_txs
             .take_live(BATCH * 64, |h| bank.is_blockhash_valid(h));
@@ -451,12 +472,21 @@ impl Engine {
         }
     }
 
-    /// Drops pending transactions whose blockhash the bank we would build on no longer
-    /// accepts (past a short grace for blockhashes not seen yet): they can never land,
-    /// and must not hold room that live ones need.
+    /// Drops pending transactions already executed on the fork we would build on, and
+    /// those whose blockhash its bank no longer accepts (past a short grace for
+    /// blockhashes not seen yet): they can never land, and must not hold room that live
+    /// ones need.
     fn evict_expired(&mut self, bank: &bb_runtime::Bank, slot: Slot) {
         if self.pending_txs.is_empty() {
             return;
+        }
+        let landed = self.pending_txs.evict_landed(bank.already_processed());
+        if landed > 0 {
+            debug!(
+                landed,
+                "dropped pending transactions already in a block we build on"
+            );
+            self.publish_pending();
         }
         let evicted = self
             .pending_txs
@@ -505,7 +535,58 @@ impl Engine {
         }
     }
 
+    /// How long after a slot's end its block may still be arriving by Turbine: half a
+    /// slot (200 ms at 400 ms slots; propagation p99 is tens of milliseconds).
+    fn turbine_grace_ms(&self) -> u64 {
+        self.shared.genesis.slot_ms / 2
+    }
+
+    /// Asks for a block and its ancestors, at once for a slot whose block should be here
+    /// by now, or else once the Turbine grace has passed and only if it has not come.
+    /// Before, every vote that outran its block's shreds asked for the block and up to
+    /// 4 MiB of ancestors already held: a repair for almost every block under load.
     fn request_repair(&mut self, slot: Slot, hint: Option<Pubkey>) {
+        if now_ms() < self.slot_end_ms(slot) + self.turbine_grace_ms() {
+            // Bounded: votes naming far-future slots cannot pile up here.
+            if self.deferred_repairs.len() >= MAX_DEFERRED_REPAIRS
+                && !self.deferred_repairs.contains_key(&slot)
+            {
+                self.deferred_repairs.pop_last();
+            }
+            let held = self.deferred_repairs.entry(slot).or_insert(hint);
+            if held.is_none() {
+                *held = hint;
+            }
+            return;
+        }
+        self.repair_now(slot, hint);
+    }
+
+    /// Sends the deferred repairs whose grace has passed, for blocks still missing.
+    fn send_due_repairs(&mut self) {
+        let Some(&first) = self.deferred_repairs.keys().next() else {
+            return;
+        };
+        let now = now_ms();
+        if now < self.slot_end_ms(first) + self.turbine_grace_ms() {
+            return;
+        }
+        let grace = self.turbine_grace_ms();
+        let due: Vec<Slot> = self
+            .deferred_repairs
+            .keys()
+            .copied()
+            .take_while(|s| now >= self.slot_end_ms(*s) + grace)
+            .collect();
+        for slot in due {
+            let hint = self.deferred_repairs.remove(&slot).flatten();
+            if slot > self.validator.root() && self.validator.block(slot).is_none() {
+                self.repair_now(slot, hint);
+            }
+        }
+    }
+
+    fn repair_now(&mut self, slot: Slot, hint: Option<Pubkey>) {
         let now = Instant::now();
         if let Some(at) = self.recent_repairs.get(&slot)
             && now.duration_since(*at).as_millis() < 500
@@ -532,7 +613,10 @@ impl Engine {
         for o in outputs {
             match o {
                 Output::PersistTower(t) => {
-                    tower_ok = match self.ledger.save_tower(&t.to_bytes()) {
+                    let started = Instant::now();
+                    let saved = self.ledger.save_tower(&t.to_bytes());
+                    debug!(ms = started.elapsed().as_millis() as u64, "tower persisted");
+                    tower_ok = match saved {
                         Ok(()) => true,
                         Err(e) => {
                             error!("cannot persist the tower, the vote is dropped: {e}");
@@ -885,6 +969,11 @@ impl Engine {
     fn publish_status(&mut self) {
         let c = self.validator.commitment();
         let m = &self.shared.metrics;
+        let (skipped, checked) = self.shared.verified.counts();
+        m.signatures_skipped
+            .inc_by(skipped.saturating_sub(m.signatures_skipped.get()));
+        m.signatures_checked
+            .inc_by(checked.saturating_sub(m.signatures_checked.get()));
         let hashes = |slot: Slot, v: &Validator, bank_hashes: &BTreeMap<Slot, Hash>| SlotHashes {
             slot,
             bank_hash: bank_hashes

@@ -277,6 +277,24 @@ async fn serve_request(
         }
         Request::Range { from, to } => ask(engine, |reply| Query::Range { from, to, reply }).await,
         Request::Forward(txs) => {
+            // Signatures are checked here, off the engine thread and before the slot
+            // ends (remembered, so our block and the next leader's replay skip them). A
+            // peer forwards only what it screened: a forged one loses the whole batch.
+            let verified = shared.verified.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                let ok = verified.verify(&txs).is_ok();
+                (txs, ok)
+            })
+            .await;
+            let txs = match checked {
+                Ok((txs, true)) => txs,
+                Ok((_, false)) => {
+                    debug!(peer = %from.short(), "forwarded a transaction whose signature does not verify");
+                    let _ = net.penalize(from, Misbehaviour::InvalidSignature).await;
+                    return Response::Accepted(0);
+                }
+                Err(_) => return Response::Accepted(0),
+            };
             // Only what the pending queue really took is acknowledged: the forwarder
             // tells its client the rest were refused (leader busy).
             let taken = crate::gulfstream::offer_to_engine(shared, engine, txs).await;

@@ -101,9 +101,16 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         config.max_pending_txs.max(1),
     ));
 
-    let shred_socket = tokio::net::UdpSocket::bind(config.shred_addr)
-        .await
+    let (shred_socket, recv_buffer, send_buffer) = turbine::bind_shred_socket(config.shred_addr)
         .with_context(|| format!("cannot listen for shreds on udp {}", config.shred_addr))?;
+    if recv_buffer.min(send_buffer) < turbine::SHRED_SOCKET_BUFFER / 2 {
+        warn!(
+            recv_buffer,
+            send_buffer,
+            wanted = turbine::SHRED_SOCKET_BUFFER,
+            "the kernel gave the shred socket small buffers: blocks will lose shreds under load (raise net.core.rmem_max and wmem_max)"
+        );
+    }
     let rpc_listener = tokio::net::TcpListener::bind(config.rpc_addr)
         .await
         .with_context(|| format!("cannot listen for gRPC on {}", config.rpc_addr))?;

@@ -63,6 +63,10 @@ pub struct Metrics {
     pub shreds_invalid: Counter,
     pub repair_requests: Counter,
     pub transactions_processed: Counter,
+    /// Transaction signatures skipped because this node had checked the same bytes
+    /// already (at submission or on a forward), and signatures it checked.
+    pub signatures_skipped: Counter,
+    pub signatures_checked: Counter,
     /// Transactions held for this node's leader slots now, and the most it holds.
     pub pending_transactions: Gauge,
     pub pending_transactions_capacity: Gauge,
@@ -117,6 +121,8 @@ impl Metrics {
             shreds_invalid: Counter::default(),
             repair_requests: Counter::default(),
             transactions_processed: Counter::default(),
+            signatures_skipped: Counter::default(),
+            signatures_checked: Counter::default(),
             pending_transactions: Gauge::default(),
             pending_transactions_capacity: Gauge::default(),
             transactions_dropped: Family::default(),
@@ -236,6 +242,16 @@ impl Metrics {
             "transactions_processed",
             "Transactions in replayed blocks",
             m.transactions_processed.clone(),
+        );
+        registry.register(
+            "signatures_skipped",
+            "Transaction signatures not checked again: the same bytes passed here before",
+            m.signatures_skipped.clone(),
+        );
+        registry.register(
+            "signatures_checked",
+            "Transaction signatures checked (submissions, forwards, blocks built and replayed)",
+            m.signatures_checked.clone(),
         );
         registry.register(
             "pending_transactions",

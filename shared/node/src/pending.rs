@@ -96,6 +96,18 @@ impl PendingTxs {
     }
 }
 
+impl PendingTxs {
+    /// Drops every transaction `landed` says is already on the fork we build on (a block
+    /// of the previous leader, which Gulf Stream forwarded the same transactions to):
+    /// it cannot land there again, and must not take a block's room before the new.
+    /// Returns how many it dropped.
+    pub fn evict_landed(&mut self, landed: impl Fn(&Transaction) -> bool) -> usize {
+        let before = self.queue.len();
+        self.queue.retain(|h| !landed(&h.tx));
+        before - self.queue.len()
+    }
+}
+
 /// The pending queue's fill level, published by the engine thread for everyone else.
 #[derive(Debug)]
 pub struct QueueLevel {
@@ -185,6 +197,20 @@ mod tests {
         // Room freed by eviction is room for new work.
         assert_eq!(q.offer(txs(30, 10, fresh), 20), 10);
         assert_eq!(q.evict_expired(live, 1_000), 0);
+    }
+
+    #[test]
+    fn transactions_already_on_our_fork_leave_before_a_block_is_taken() {
+        let h = Hash([1; 32]);
+        let mut q = PendingTxs::new(10);
+        let landed = txs(0, 4, h);
+        q.offer(landed.clone(), 0);
+        q.offer(txs(10, 3, h), 1);
+        assert_eq!(q.evict_landed(|t| landed.contains(t)), 4);
+        assert_eq!(q.evict_landed(|t| landed.contains(t)), 0);
+        // The next block starts with the new ones instead of failing duplicates.
+        let block = q.take_live(3, |_| true);
+        assert_eq!(block, txs(10, 3, h));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bb_ledger::Ledger;
 
-use bb_core::{Block, Canonical, Pubkey, SignedVote, Transaction};
+use bb_core::{Block, Canonical, Pubkey, SignedVote, Transaction, VerifiedTxs};
 use bb_net::NetClient;
 use bb_rpc::Commitment;
 use bb_rpc::pb::*;
@@ -71,7 +71,7 @@ impl Screened {
     /// Decodes the batch and verifies the signatures in bulk, on all cores (run it off
     /// the async workers). The undecodable keep the decoder's reason, the forged get
     /// the bank's (`signature does not verify`); the rest are not accepted yet.
-    fn decode_and_verify(raw: &[Vec<u8>]) -> Screened {
+    fn decode_and_verify(raw: &[Vec<u8>], verified: &VerifiedTxs) -> Screened {
         let mut results = Vec::with_capacity(raw.len());
         let mut decoded = Vec::with_capacity(raw.len());
         let mut decoded_at = Vec::with_capacity(raw.len());
@@ -94,7 +94,7 @@ impl Screened {
             };
             results.push(result);
         }
-        let Err(forged) = bb_core::verify_transactions(&decoded) else {
+        let Err(forged) = verified.verify(&decoded) else {
             return Screened {
                 results,
                 txs: decoded,
@@ -804,9 +804,11 @@ impl bb_rpc::Node for NodeService {
         // Decoding and signatures in batch on all cores, off the async workers and the
         // engine thread; the engine only looks the survivors up in its bank, in one
         // round trip.
-        let screened = tokio::task::spawn_blocking(move || Screened::decode_and_verify(&raw))
-            .await
-            .map_err(|e| Status::internal(format!("verifying signatures: {e}")))?;
+        let verified = self.shared.verified.clone();
+        let screened =
+            tokio::task::spawn_blocking(move || Screened::decode_and_verify(&raw, &verified))
+                .await
+                .map_err(|e| Status::internal(format!("verifying signatures: {e}")))?;
         let checks = if screened.txs.is_empty() {
             Ok(Vec::new())
         } else {
@@ -921,7 +923,7 @@ mod tests {
             b.to_bytes(),
             c.to_bytes(),
         ];
-        let screened = Screened::decode_and_verify(&raw);
+        let screened = Screened::decode_and_verify(&raw, &VerifiedTxs::new(16));
         assert_eq!(screened.txs, vec![a, b, c]);
         assert_eq!(screened.at, vec![0, 3, 4]);
         assert!(!screened.results[1].reason.is_empty());
@@ -929,11 +931,12 @@ mod tests {
         assert_eq!(screened.results[2].reason, "signature does not verify");
         assert_eq!(screened.results[2].signature, forged.signature.to_string());
 
-        let (results, good, good_at) = Screened::decode_and_verify(&raw).settle(Ok(vec![
-            Ok(()),
-            Err(TransactionError::AlreadyProcessed),
-            Ok(()),
-        ]));
+        let (results, good, good_at) = Screened::decode_and_verify(&raw, &VerifiedTxs::new(16))
+            .settle(Ok(vec![
+                Ok(()),
+                Err(TransactionError::AlreadyProcessed),
+                Ok(()),
+            ]));
         let accepted: Vec<bool> = results.iter().map(|r| r.accepted).collect();
         assert_eq!(accepted, vec![true, false, false, false, true]);
         assert_eq!(
@@ -955,15 +958,16 @@ mod tests {
         let raw: Vec<Vec<u8>> = (0..3)
             .map(|k| Transaction::transfer(&from, Pubkey([4; 32]), k, 1, Hash([5; 32])).to_bytes())
             .collect();
-        let (results, good, _) =
-            Screened::decode_and_verify(&raw).settle(Err("the node has no bank yet".into()));
+        let (results, good, _) = Screened::decode_and_verify(&raw, &VerifiedTxs::new(16))
+            .settle(Err("the node has no bank yet".into()));
         assert!(good.is_empty());
         assert!(
             results
                 .iter()
                 .all(|r| r.reason == "the node has no bank yet")
         );
-        let (results, good, good_at) = Screened::decode_and_verify(&raw).settle(Ok(vec![Ok(())]));
+        let (results, good, good_at) =
+            Screened::decode_and_verify(&raw, &VerifiedTxs::new(16)).settle(Ok(vec![Ok(())]));
         assert_eq!((good.len(), good_at), (1, vec![0]));
         assert!(
             results[1..]

@@ -29,6 +29,27 @@ const VIEW_FOR: Duration = Duration::from_secs(1);
 /// Slots ahead of the clock (or behind the newest) an assembler is kept for.
 const SLOT_WINDOW: u64 = 512;
 
+/// The kernel buffer asked for on the shred socket, each way. A leader sends a 1 MiB
+/// block as about 1,800 shreds at once; the default receive buffer (208 KiB here) holds
+/// about 90 of them, and under load most of each block was lost and repaired instead.
+/// The kernel caps the size at `net.core.rmem_max` / `wmem_max`; below half of this,
+/// the node says so once at start.
+pub const SHRED_SOCKET_BUFFER: usize = 8 << 20;
+
+/// Binds the shred socket with [`SHRED_SOCKET_BUFFER`] each way (or what the kernel
+/// allows: the sizes granted are returned, receive then send).
+pub fn bind_shred_socket(addr: SocketAddr) -> std::io::Result<(UdpSocket, usize, usize)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a kernel cap only makes the buffers smaller, reported below.
+    let _ = socket.set_recv_buffer_size(SHRED_SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SHRED_SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    let (recv, send) = (socket.recv_buffer_size()?, socket.send_buffer_size()?);
+    Ok((UdpSocket::from_std(socket.into())?, recv, send))
+}
+
 /// The UDP side of one node.
 pub struct Turbine {
     pub socket: Arc<UdpSocket>,

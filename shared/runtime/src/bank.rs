@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use bb_core::{Genesis, Hash, Pubkey, Signature, Slot, hashv};
+use bb_core::{Genesis, Hash, Pubkey, Signature, Slot, Transaction, hashv};
 use rayon::prelude::*;
 
 use crate::blockhash_queue::BlockhashQueue;
@@ -379,6 +379,20 @@ impl Bank {
                 .status
                 .get(recent_blockhash)
                 .is_some_and(|sigs| sigs.contains_key(sig))
+    }
+
+    /// Whether a transaction was already executed on this fork (this bank or an
+    /// ancestor, or the root within its blockhash's life): it can never land here again.
+    /// The ancestors are looked up once, so asking about many costs one lookup per bank.
+    pub fn already_processed(&self) -> impl Fn(&Transaction) -> bool + '_ {
+        let ancestors = self.ancestors();
+        move |tx| {
+            self.is_processed(
+                &ancestors,
+                &Prehashed::new(tx.signature),
+                &tx.transfer.recent_blockhash,
+            )
+        }
     }
 
     pub fn slot(&self) -> Slot {

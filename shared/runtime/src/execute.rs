@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use bb_core::{Pubkey, Signature, Transaction, verify_transactions};
+use bb_core::{Pubkey, Signature, Transaction, VerifiedTxs, verify_transactions};
 use rayon::prelude::*;
 
 use crate::bank::Bank;
@@ -79,10 +79,24 @@ impl Bank {
     /// by account locks. One result per transaction, in order; the successful ones are
     /// committed to this bank (and are the ones a leader records in its entry).
     pub fn process_transactions(&mut self, txs: &[Transaction]) -> Results {
+        self.process_transactions_with(txs, None)
+    }
+
+    /// [`Bank::process_transactions`] that skips the signatures `verified` remembers
+    /// (and remembers those it checks): the same results.
+    pub fn process_transactions_with(
+        &mut self,
+        txs: &[Transaction],
+        verified: Option<&VerifiedTxs>,
+    ) -> Results {
         if self.is_frozen() {
             return vec![Err(TransactionError::BankFrozen); txs.len()];
         }
-        let Err(bad) = verify_transactions(txs) else {
+        let check = match verified {
+            Some(cache) => cache.verify(txs),
+            None => verify_transactions(txs),
+        };
+        let Err(bad) = check else {
             return self.process_verified_transactions(txs);
         };
         let mut forged = vec![false; txs.len()];
@@ -451,6 +465,37 @@ mod tests {
         let stale = Transaction::transfer(&key(3), key(4).pubkey(), 1, 1, bb_core::Hash::ZERO);
         let txs = [tx, stale, pay(&b, 3, 4), tx];
         assert_eq!(waves(&b, &txs), vec![vec![0, 2], vec![3]]);
+    }
+
+    #[test]
+    fn remembered_signatures_are_skipped_with_the_same_results() {
+        let mut cached = bank();
+        let mut plain = bank();
+        let mut forged = pay(&cached, 3, 4);
+        forged.transfer.amount = 50;
+        let txs = [pay(&cached, 1, 2), forged, pay(&cached, 5, 6)];
+        let verified = VerifiedTxs::new(16);
+        // Remembered before (as where the transactions entered the node), then executed.
+        assert_eq!(verified.verify(&txs), Err(vec![1]));
+        let results = cached.process_transactions_with(&txs, Some(&verified));
+        assert_eq!(results, plain.process_transactions(&txs));
+        assert_eq!(results[1], Err(TransactionError::InvalidSignature));
+        assert_eq!(cached.state_hash(), plain.state_hash());
+    }
+
+    #[test]
+    fn a_transaction_executed_on_a_fork_is_already_processed_on_its_descendants() {
+        let mut b = bank();
+        let (landed, other) = (pay(&b, 1, 2), pay(&b, 3, 4));
+        assert_eq!(b.process_transactions(&[landed]), vec![Ok(())]);
+        assert!(b.already_processed()(&landed));
+        assert!(!b.already_processed()(&other));
+        b.freeze_unchecked(bb_core::Hash::ZERO, bb_core::Hash::ZERO);
+        let b = Arc::new(b);
+        let child = Bank::new_from_parent(&b, 2, key(0).pubkey()).expect("child");
+        let seen = child.already_processed();
+        assert!(seen(&landed));
+        assert!(!seen(&other));
     }
 
     #[test]

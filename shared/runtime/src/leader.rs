@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use bb_core::{Block, Evidence, Keypair, MAX_EVIDENCE_PER_BLOCK, PohRecorder, Slot, Transaction};
+use bb_core::{
+    Block, Evidence, Keypair, MAX_EVIDENCE_PER_BLOCK, PohRecorder, Slot, Transaction, VerifiedTxs,
+};
 
 use crate::bank::Bank;
 use crate::error::{BankError, TransactionError};
@@ -34,18 +36,19 @@ pub fn produce_block(
     slot: Slot,
     batches: &[Vec<Transaction>],
 ) -> Result<ProducedBlock, BankError> {
-    produce_block_with_evidence(parent, leader, slot, batches, &[])
+    produce_block_with_evidence(parent, leader, slot, batches, &[], None)
 }
 
 /// [`produce_block`] that also includes slashing `evidence`: each piece this fork would
 /// record ([`Bank::record_evidence`]), up to [`MAX_EVIDENCE_PER_BLOCK`]; the rest is left
-/// out.
+/// out. Signatures `verified` remembers are not checked again.
 pub fn produce_block_with_evidence(
     parent: &Arc<Bank>,
     leader: &Keypair,
     slot: Slot,
     batches: &[Vec<Transaction>],
     evidence: &[Evidence],
+    verified: Option<&VerifiedTxs>,
 ) -> Result<ProducedBlock, BankError> {
     let mut bank = Bank::new_from_parent(parent, slot, leader.pubkey())?;
     let mut included = Vec::new();
@@ -82,7 +85,7 @@ pub fn produce_block_with_evidence(
                 break; // hashes_per_tick of 1: no room for entries at all
             }
         }
-        let batch_results = bank.process_transactions(batch);
+        let batch_results = bank.process_transactions_with(batch, verified);
         let ok: Vec<Transaction> = batch
             .iter()
             .zip(&batch_results)

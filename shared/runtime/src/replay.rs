@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use bb_core::{
-    Block, BlockHeader, Entry, Pubkey, Transaction, check_tick_structure, verify_entries_parallel,
-    verify_transactions,
+    Block, BlockHeader, Entry, Pubkey, Transaction, VerifiedTxs, check_tick_structure,
+    verify_entries_parallel, verify_transactions,
 };
 
 use crate::bank::Bank;
@@ -50,6 +50,17 @@ impl Bank {
         parent: &Arc<Bank>,
         block: &Block,
         expected_leader: Pubkey,
+    ) -> Result<Bank, ReplayError> {
+        Bank::replay_block_with(parent, block, expected_leader, None)
+    }
+
+    /// [`Bank::replay_block`] that skips the transaction signatures `verified` remembers
+    /// (and remembers those it checks): the same outcome for every block.
+    pub fn replay_block_with(
+        parent: &Arc<Bank>,
+        block: &Block,
+        expected_leader: Pubkey,
+        verified: Option<&VerifiedTxs>,
     ) -> Result<Bank, ReplayError> {
         let h = &block.header;
         let Some(parent_id) = parent.block_id() else {
@@ -115,7 +126,10 @@ impl Bank {
                             parent.hashes_per_tick(),
                         )
                     },
-                    || verify_transactions(&txs),
+                    || match verified {
+                        Some(cache) => cache.verify(&txs),
+                        None => verify_transactions(&txs),
+                    },
                 )
             },
         );

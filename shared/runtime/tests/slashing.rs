@@ -151,7 +151,7 @@ fn evidence_in_a_block_is_replayed_to_the_same_bank_and_bad_evidence_kills_the_b
     let slot = 3;
     let k = leader(&parent, slot);
     let evidence = [double_vote(&a, 1), double_vote(&a, 1), double_vote(&a, 2)];
-    let produced = produce_block_with_evidence(&parent, &k, slot, &[], &evidence).unwrap();
+    let produced = produce_block_with_evidence(&parent, &k, slot, &[], &evidence, None).unwrap();
     // The duplicate was left out.
     assert_eq!(produced.block.evidence.len(), 2);
     let replayed = Bank::replay_block(&parent, &produced.block, k.pubkey()).unwrap();
@@ -161,7 +161,7 @@ fn evidence_in_a_block_is_replayed_to_the_same_bank_and_bad_evidence_kills_the_b
     let parent = Arc::new(replayed);
     let slot = 4;
     let k = leader(&parent, slot);
-    let mut bad = produce_block_with_evidence(&parent, &k, slot, &[], &[])
+    let mut bad = produce_block_with_evidence(&parent, &k, slot, &[], &[], None)
         .unwrap()
         .block;
     bad = bb_core::Block::new_signed_with_evidence(

@@ -361,6 +361,7 @@ impl Simulation {
                     slot,
                     &[],
                     &[],
+                    None,
                 )
                 .ok()
             })
