@@ -182,8 +182,13 @@ mod tests {
         let txs = transfers(35);
         assert_eq!(cache.verify(&txs), Ok(()));
         assert!(cache.len() <= 20, "{} remembered", cache.len());
-        // The newest are still remembered: a forged copy of an old one is still caught.
+        // The newest are still remembered (skipped, not checked again), and a forged
+        // copy of the oldest is still caught.
+        let before = cache.counts();
         assert_eq!(cache.verify(&txs[30..]), Ok(()));
-        assert!(!cache.is_empty());
+        assert_eq!(cache.counts(), (before.0 + 5, before.1));
+        let mut forged = txs[0];
+        forged.signature = txs[1].signature;
+        assert_eq!(cache.verify(&[forged]), Err(vec![0]));
     }
 }

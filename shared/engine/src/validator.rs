@@ -279,6 +279,27 @@ impl Validator {
         self.blocks.get(&slot).cloned()
     }
 
+    /// Whether a block of `slot` (above the root) still has to be fetched: none is held,
+    /// or a vote names a version that is not held, not known as a duplicate's version and
+    /// not dead. A driver that deferred a [`Output::Repair`] (to give Turbine time) asks
+    /// this before sending it, so a request for another version is never dropped because
+    /// our own version came meanwhile.
+    pub fn needs_block(&self, slot: Slot) -> bool {
+        if slot <= self.root() {
+            return false;
+        }
+        let Some(held) = self.blocks.get(&slot).map(|b| b.id()) else {
+            return true;
+        };
+        let versions = self.duplicates.get(&slot);
+        self.votes.votes_at(slot).iter().any(|(v, _)| {
+            let id = v.vote.block_id;
+            id != held
+                && !versions.is_some_and(|d| d.versions.contains_key(&id))
+                && !self.dead.contains(&(slot, id))
+        })
+    }
+
     pub fn tower(&self) -> &Tower {
         &self.tower
     }

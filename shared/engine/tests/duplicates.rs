@@ -158,3 +158,36 @@ fn an_unconfirmed_duplicate_is_neither_best_nor_voted_on() {
     assert!(out.is_empty() || votes_of(&out).is_empty());
     assert_eq!(v.duplicate_versions(1).len(), 2);
 }
+
+#[test]
+fn a_block_is_needed_until_held_and_again_when_a_vote_names_another_version() {
+    let c = cluster();
+    let (leader, a, b) = two_versions(&c);
+    let [first, second] = [0, 1, 2, 3]
+        .into_iter()
+        .filter(|i| *i != leader)
+        .take(2)
+        .collect::<Vec<_>>()[..]
+    else {
+        panic!("three non-leaders in a cluster of four");
+    };
+    let mut node = Validator::new(c.keys[first].clone(), &c.genesis).expect("validator");
+    assert!(node.needs_block(1), "nothing held yet");
+    assert!(!node.needs_block(0), "the root is never fetched");
+    node.on_block(a.clone(), None);
+    assert!(
+        !node.needs_block(1),
+        "version A held, nobody voted otherwise"
+    );
+    // Another node holds B and votes for it: A's holder must fetch B (a duplicate).
+    let mut other = Validator::new(c.keys[second].clone(), &c.genesis).expect("validator");
+    let vote_b = votes_of(&other.on_block(b.clone(), None));
+    assert!(!vote_b.is_empty(), "the holder of B votes for it");
+    for v in vote_b {
+        let voter = v.vote.voter;
+        node.on_vote(v, Some(voter));
+    }
+    assert!(node.needs_block(1), "a vote names version B, not held here");
+    node.on_block(b, None);
+    assert!(!node.needs_block(1), "both versions known now");
+}

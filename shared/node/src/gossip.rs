@@ -280,6 +280,11 @@ async fn serve_request(
             // Signatures are checked here, off the engine thread and before the slot
             // ends (remembered, so our block and the next leader's replay skip them). A
             // peer forwards only what it screened: a forged one loses the whole batch.
+            // A full queue refuses (and counts) the batch before any work is spent on it.
+            if shared.pending.is_full() {
+                let taken = crate::gulfstream::offer_to_engine(shared, engine, txs).await;
+                return Response::Accepted(u32::try_from(taken).unwrap_or(u32::MAX));
+            }
             let verified = shared.verified.clone();
             let checked = tokio::task::spawn_blocking(move || {
                 let ok = verified.verify(&txs).is_ok();

@@ -68,19 +68,39 @@ impl PendingTxs {
         taken
     }
 
-    /// Removes and returns up to `n` of the oldest transactions whose blockhash `live`
-    /// accepts, for a block; the others stay (their blockhash may still arrive).
+    /// [`PendingTxs::take_for_block`] with nothing landed.
+    #[cfg(test)]
     pub fn take_live(&mut self, n: usize, live: impl Fn(&Hash) -> bool) -> Vec<Transaction> {
+        self.take_for_block(n, live, |_| false).0
+    }
+
+    /// Removes and returns up to `n` of the oldest transactions whose blockhash `live`
+    /// accepts, for a block; the others stay (their blockhash may still arrive). Drops,
+    /// as it meets them, the transactions `landed` says are already on the fork the
+    /// block builds on; returns the taken and how many it dropped. Only the front it
+    /// walks to fill the block is looked at.
+    pub fn take_for_block(
+        &mut self,
+        n: usize,
+        live: impl Fn(&Hash) -> bool,
+        landed: impl Fn(&Transaction) -> bool,
+    ) -> (Vec<Transaction>, usize) {
         let mut out = Vec::with_capacity(n.min(self.queue.len()));
+        let mut dropped = 0;
         self.queue.retain(|h| {
-            if out.len() < n && live(&h.tx.transfer.recent_blockhash) {
+            if out.len() >= n {
+                true
+            } else if landed(&h.tx) {
+                dropped += 1;
+                false
+            } else if live(&h.tx.transfer.recent_blockhash) {
                 out.push(h.tx);
                 false
             } else {
                 true
             }
         });
-        out
+        (out, dropped)
     }
 
     /// Drops every transaction whose recent blockhash `live` does not accept and has not
@@ -100,10 +120,16 @@ impl PendingTxs {
     /// Drops every transaction `landed` says is already on the fork we build on (a block
     /// of the previous leader, which Gulf Stream forwarded the same transactions to):
     /// it cannot land there again, and must not take a block's room before the new.
-    /// Returns how many it dropped.
-    pub fn evict_landed(&mut self, landed: impl Fn(&Transaction) -> bool) -> usize {
+    /// Looks at the `limit` oldest only (where a previous leader's transactions are),
+    /// so the cost per call is bounded however full the queue. Returns how many it
+    /// dropped.
+    pub fn evict_landed(&mut self, landed: impl Fn(&Transaction) -> bool, limit: usize) -> usize {
         let before = self.queue.len();
-        self.queue.retain(|h| !landed(&h.tx));
+        let mut seen = 0;
+        self.queue.retain(|h| {
+            seen += 1;
+            seen > limit || !landed(&h.tx)
+        });
         before - self.queue.len()
     }
 }
@@ -206,11 +232,33 @@ mod tests {
         let landed = txs(0, 4, h);
         q.offer(landed.clone(), 0);
         q.offer(txs(10, 3, h), 1);
-        assert_eq!(q.evict_landed(|t| landed.contains(t)), 4);
-        assert_eq!(q.evict_landed(|t| landed.contains(t)), 0);
+        assert_eq!(
+            q.evict_landed(|t| landed.contains(t), 3),
+            3,
+            "the 3 oldest only"
+        );
+        assert_eq!(q.evict_landed(|t| landed.contains(t), 100), 1);
+        assert_eq!(q.evict_landed(|t| landed.contains(t), 100), 0);
         // The next block starts with the new ones instead of failing duplicates.
         let block = q.take_live(3, |_| true);
         assert_eq!(block, txs(10, 3, h));
+    }
+
+    #[test]
+    fn a_block_drops_the_landed_it_meets_and_stops_at_its_size() {
+        let h = Hash([1; 32]);
+        let mut q = PendingTxs::new(20);
+        let landed = txs(0, 4, h);
+        q.offer(landed.clone(), 0);
+        q.offer(txs(10, 5, h), 1);
+        q.offer(landed[..1].to_vec(), 1); // a late copy, past the block's end
+        let (block, dropped) = q.take_for_block(3, |_| true, |t| landed.contains(t));
+        assert_eq!(block, txs(10, 3, h));
+        assert_eq!(
+            dropped, 4,
+            "the copy behind the block's end is not looked at"
+        );
+        assert_eq!(q.len(), 3);
     }
 
     #[test]

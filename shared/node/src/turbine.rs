@@ -32,12 +32,13 @@ const SLOT_WINDOW: u64 = 512;
 /// The kernel buffer asked for on the shred socket, each way. A leader sends a 1 MiB
 /// block as about 1,800 shreds at once; the default receive buffer (208 KiB here) holds
 /// about 90 of them, and under load most of each block was lost and repaired instead.
-/// The kernel caps the size at `net.core.rmem_max` / `wmem_max`; below half of this,
-/// the node says so once at start.
+/// The kernel caps the size at `net.core.rmem_max` / `wmem_max`; when it grants less
+/// than half of this, the node says so once at start.
 pub const SHRED_SOCKET_BUFFER: usize = 8 << 20;
 
-/// Binds the shred socket with [`SHRED_SOCKET_BUFFER`] each way (or what the kernel
-/// allows: the sizes granted are returned, receive then send).
+/// Binds the shred socket with [`SHRED_SOCKET_BUFFER`] each way, or what the kernel
+/// allows. Returns the sizes the kernel reports, receive then send: Linux reports twice
+/// what it grants (the other half is its bookkeeping).
 pub fn bind_shred_socket(addr: SocketAddr) -> std::io::Result<(UdpSocket, usize, usize)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;

@@ -478,6 +478,11 @@ mod tests {
         // Remembered before (as where the transactions entered the node), then executed.
         assert_eq!(verified.verify(&txs), Err(vec![1]));
         let results = cached.process_transactions_with(&txs, Some(&verified));
+        assert_eq!(
+            verified.counts(),
+            (2, 4),
+            "the two that passed were skipped, only the forged one checked again"
+        );
         assert_eq!(results, plain.process_transactions(&txs));
         assert_eq!(results[1], Err(TransactionError::InvalidSignature));
         assert_eq!(cached.state_hash(), plain.state_hash());
