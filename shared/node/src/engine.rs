@@ -584,10 +584,8 @@ impl Engine {
             {
                 self.deferred_repairs.pop_last();
             }
-            let held = self.deferred_repairs.entry(slot).or_insert(hint);
-            if held.is_none() {
-                *held = hint;
-            }
+            let held = self.deferred_repairs.entry(slot).or_default();
+            *held = held.or(hint);
             return;
         }
         self.repair_now(slot, hint);
@@ -595,14 +593,8 @@ impl Engine {
 
     /// Sends the deferred repairs whose grace has passed, for blocks still missing.
     fn send_due_repairs(&mut self) {
-        let Some(&first) = self.deferred_repairs.keys().next() else {
-            return;
-        };
         let now = now_ms();
         let grace = self.turbine_grace_ms();
-        if now < self.slot_end_ms(first).saturating_add(grace) {
-            return;
-        }
         let due: Vec<Slot> = self
             .deferred_repairs
             .keys()

@@ -114,9 +114,7 @@ impl PendingTxs {
         });
         before - self.queue.len()
     }
-}
 
-impl PendingTxs {
     /// Drops every transaction `landed` says is already on the fork we build on (a block
     /// of the previous leader, which Gulf Stream forwarded the same transactions to):
     /// it cannot land there again, and must not take a block's room before the new.

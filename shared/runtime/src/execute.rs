@@ -74,6 +74,18 @@ impl Writes {
 
 type Results = Vec<Result<(), TransactionError>>;
 
+/// The batched signature check of `txs` ([`verify_transactions`]), through `verified`
+/// when the caller shares one: the same answer either way.
+pub(crate) fn verify_signatures(
+    txs: &[Transaction],
+    verified: Option<&VerifiedTxs>,
+) -> Result<(), Vec<usize>> {
+    match verified {
+        Some(cache) => cache.verify(txs),
+        None => verify_transactions(txs),
+    }
+}
+
 impl Bank {
     /// Verifies the signatures in batch (all cores), then executes the batch in parallel
     /// by account locks. One result per transaction, in order; the successful ones are
@@ -92,11 +104,7 @@ impl Bank {
         if self.is_frozen() {
             return vec![Err(TransactionError::BankFrozen); txs.len()];
         }
-        let check = match verified {
-            Some(cache) => cache.verify(txs),
-            None => verify_transactions(txs),
-        };
-        let Err(bad) = check else {
+        let Err(bad) = verify_signatures(txs, verified) else {
             return self.process_verified_transactions(txs);
         };
         let mut forged = vec![false; txs.len()];

@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use bb_core::{
     Block, BlockHeader, Entry, Pubkey, Transaction, VerifiedTxs, check_tick_structure,
-    verify_entries_parallel, verify_transactions,
+    verify_entries_parallel,
 };
 
 use crate::bank::Bank;
 use crate::error::ReplayError;
+use crate::execute::verify_signatures;
 
 impl Bank {
     /// Replays a block already known to be final (catch-up, a stopped node's rooted chain)
@@ -126,10 +127,7 @@ impl Bank {
                             parent.hashes_per_tick(),
                         )
                     },
-                    || match verified {
-                        Some(cache) => cache.verify(&txs),
-                        None => verify_transactions(&txs),
-                    },
+                    || verify_signatures(&txs, verified),
                 )
             },
         );
