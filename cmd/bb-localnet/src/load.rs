@@ -82,6 +82,11 @@ struct Tracker {
     confirmed: u64,
     finalized: u64,
     confirm_ms: Vec<u64>,
+    /// For each confirmed transfer: submission → the end of its block's slot, and that
+    /// end → confirmed; how many slot ends it waited past the one of its submission.
+    to_slot_end_ms: Vec<u64>,
+    after_slot_end_ms: Vec<u64>,
+    slots_waited: BTreeMap<u64, u64>,
     finalize_ms: Vec<u64>,
     /// The blockhash of the newest confirmed block: every node has it, unlike the
     /// newest processed one.
@@ -91,11 +96,72 @@ struct Tracker {
 #[derive(Debug, Clone, Copy)]
 struct Track {
     sent: Instant,
+    /// The slot the clock was in at submission.
+    sent_slot: u64,
     processed: bool,
     confirmed: bool,
 }
 
 type Shared = Arc<Mutex<Tracker>>;
+
+/// The network's slot clock as this client sees it: slot `s` ends at genesis creation +
+/// (s + 1) × slot length (wall time), mapped onto the monotonic clock once.
+#[derive(Debug, Clone, Copy)]
+struct SlotClock {
+    /// The monotonic instant and the Unix milliseconds read together.
+    at: Instant,
+    unix_ms: u64,
+    genesis_ms: u64,
+    slot_ms: u64,
+}
+
+impl SlotClock {
+    fn new(genesis_ms: u64, slot_ms: u64) -> SlotClock {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        SlotClock {
+            at: Instant::now(),
+            unix_ms,
+            genesis_ms,
+            slot_ms: slot_ms.max(1),
+        }
+    }
+
+    /// Unix milliseconds at `t`.
+    fn unix_ms_at(&self, t: Instant) -> u64 {
+        let since = t.saturating_duration_since(self.at).as_millis() as u64;
+        let before = self.at.saturating_duration_since(t).as_millis() as u64;
+        (self.unix_ms + since).saturating_sub(before)
+    }
+
+    fn slot_at(&self, t: Instant) -> u64 {
+        self.unix_ms_at(t).saturating_sub(self.genesis_ms) / self.slot_ms
+    }
+
+    fn slot_end_unix_ms(&self, slot: u64) -> u64 {
+        self.genesis_ms
+            .saturating_add(slot.saturating_add(1).saturating_mul(self.slot_ms))
+    }
+}
+
+impl Tracker {
+    /// Counts `track` confirmed `now`, in the block of `slot`.
+    fn confirm(&mut self, track: &Track, slot: u64, now: Instant, clock: &SlotClock) {
+        self.confirmed += 1;
+        self.confirm_ms
+            .push(now.duration_since(track.sent).as_millis() as u64);
+        let end = clock.slot_end_unix_ms(slot);
+        self.to_slot_end_ms
+            .push(end.saturating_sub(clock.unix_ms_at(track.sent)));
+        self.after_slot_end_ms
+            .push(clock.unix_ms_at(now).saturating_sub(end));
+        *self
+            .slots_waited
+            .entry(slot.saturating_sub(track.sent_slot))
+            .or_default() += 1;
+    }
+}
 
 fn lock(t: &Shared) -> std::sync::MutexGuard<'_, Tracker> {
     t.lock().unwrap_or_else(PoisonError::into_inner)
@@ -142,6 +208,13 @@ struct Report {
     confirmed_tps: f64,
     finalized_tps: f64,
     confirmation: Latency,
+    /// Where confirmation time went: waiting for the end of the slot whose block took
+    /// the transfer, and after that end until this client saw the block confirmed.
+    confirmation_to_slot_end: Latency,
+    confirmation_after_slot_end: Latency,
+    /// Confirmed transfers by the number of slot ends they waited past the end of the
+    /// slot they were submitted in (0: the block of that very slot took them).
+    slots_waited: BTreeMap<u64, u64>,
     finalization: Latency,
 }
 
@@ -182,7 +255,12 @@ pub fn load(out: Output, a: LoadArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(run(out, &a, &urls, &faucet, m.slot_ms))?;
+    let genesis = std::fs::read(&m.genesis)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(bb_core::Genesis::from_json(&b)?))
+        .with_context(|| format!("cannot read the genesis {}", m.genesis.display()))?;
+    let clock = SlotClock::new(genesis.creation_time_ms, genesis.slot_ms);
+    let report = runtime.block_on(run(out, &a, &urls, &faucet, clock))?;
     out.emit(&report, || human(&report));
     Ok(bb_cli::EXIT_OK)
 }
@@ -208,6 +286,15 @@ fn human(r: &Report) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let waited = if r.slots_waited.is_empty() {
+        "none".to_string()
+    } else {
+        r.slots_waited
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let behind = if r.offered_tps < r.asked_tps as f64 * 0.95 {
         format!(
             " (asked {} TPS: the nodes answered too slowly to keep up)",
@@ -220,7 +307,7 @@ fn human(r: &Report) -> String {
         "offered    {} transfers in {:.1} s = {:.0} TPS{behind}\n\
          accepted   {}\nrejected   {rejected}\n\
          processed  {} = {:.0} TPS\nconfirmed  {} = {:.0} TPS\nfinalized  {} = {:.0} TPS\n\
-         confirmation latency  {}\nfinalization latency  {}",
+         confirmation latency  {}\n  to its slot's end  {}\n  after it           {}\n           slot ends waited past the submission's: {waited}\nfinalization latency  {}",
         r.offered,
         r.duration_s,
         r.offered_tps,
@@ -232,6 +319,8 @@ fn human(r: &Report) -> String {
         r.finalized,
         r.finalized_tps,
         lat(&r.confirmation),
+        lat(&r.confirmation_to_slot_end),
+        lat(&r.confirmation_after_slot_end),
         lat(&r.finalization)
     )
 }
@@ -241,8 +330,9 @@ async fn run(
     a: &LoadArgs,
     urls: &[String],
     faucet: &[Keypair],
-    slot_ms: u64,
+    clock: SlotClock,
 ) -> anyhow::Result<Report> {
+    let slot_ms = clock.slot_ms;
     let mut clients = Vec::new();
     for u in urls {
         clients.push(NodeClient::connect(u, Duration::from_secs(5)).await?);
@@ -256,7 +346,13 @@ async fn run(
         Commitment::Confirmed,
         Commitment::Finalized,
     ] {
-        watchers.spawn(watch(watcher.clone(), tracker.clone(), from_slot, level));
+        watchers.spawn(watch(
+            watcher.clone(),
+            tracker.clone(),
+            from_slot,
+            level,
+            clock,
+        ));
     }
 
     // Fund the senders and wait until the funding is confirmed.
@@ -291,7 +387,7 @@ async fn run(
         .collect();
     out.note(&format!("funding {} sender accounts...", senders.len()));
     let sigs: Vec<Signature> = funding.iter().map(|t| t.signature).collect();
-    submit(&clients[0], funding, &tracker).await?;
+    submit(&clients[0], funding, &tracker, &clock).await?;
     {
         let t = lock(&tracker);
         if !t.rejected.is_empty() {
@@ -367,7 +463,7 @@ async fn run(
             let tracker = tracker.clone();
             let permit = permits.clone().acquire_owned().await?;
             tokio::spawn(async move {
-                let _ = submit(&client, batch, &tracker).await;
+                let _ = submit(&client, batch, &tracker, &clock).await;
                 drop(permit);
             });
         }
@@ -425,6 +521,9 @@ async fn run(
         confirmed_tps: per(t.confirmed),
         finalized_tps: per(t.finalized),
         confirmation: latency(t.confirm_ms.clone(), slot_ms),
+        confirmation_to_slot_end: latency(t.to_slot_end_ms.clone(), slot_ms),
+        confirmation_after_slot_end: latency(t.after_slot_end_ms.clone(), slot_ms),
+        slots_waited: t.slots_waited.clone(),
         finalization: latency(t.finalize_ms.clone(), slot_ms),
     })
 }
@@ -442,8 +541,10 @@ async fn submit(
     client: &NodeClient,
     batch: Vec<Transaction>,
     tracker: &Shared,
+    clock: &SlotClock,
 ) -> anyhow::Result<()> {
     let sent = Instant::now();
+    let sent_slot = clock.slot_at(sent);
     {
         let mut t = lock(tracker);
         for tx in &batch {
@@ -451,6 +552,7 @@ async fn submit(
                 tx.signature,
                 Track {
                     sent,
+                    sent_slot,
                     processed: false,
                     confirmed: false,
                 },
@@ -499,7 +601,13 @@ fn reason_class(reason: &str) -> String {
 }
 
 /// Follows blocks reaching `level` and marks the tracked transfers in them.
-async fn watch(client: NodeClient, tracker: Shared, from_slot: u64, level: Commitment) {
+async fn watch(
+    client: NodeClient,
+    tracker: Shared,
+    from_slot: u64,
+    level: Commitment,
+    clock: SlotClock,
+) {
     let Ok(mut stream) = client.stream_blocks(from_slot, level).await else {
         return;
     };
@@ -562,16 +670,14 @@ async fn watch(client: NodeClient, tracker: Shared, from_slot: u64, level: Commi
                     t.finalized += 1;
                     t.finalize_ms.push(ms);
                     if !track.confirmed {
-                        t.confirmed += 1;
-                        t.confirm_ms.push(ms);
+                        t.confirm(&track, slot, now, &clock);
                     }
                     if !track.processed {
                         t.processed += 1;
                     }
                 }
                 Commitment::Confirmed if !track.confirmed => {
-                    t.confirmed += 1;
-                    t.confirm_ms.push(ms);
+                    t.confirm(&track, slot, now, &clock);
                     if !track.processed {
                         t.processed += 1;
                     }

@@ -173,6 +173,10 @@ pub struct Engine {
     landed_checked_on: Option<Slot>,
     restoring: bool,
     last_confirmed: Slot,
+    /// Blocks that reached a commitment level, announced only once the status view says
+    /// so: a `StreamBlocks` woken by the announcement reads the status to know how far
+    /// to send, and a stale view made it wait for the next announcement (a slot later).
+    events_due: Vec<BlockEvent>,
     /// The highest root stored in the ledger.
     committed_root: Option<Slot>,
     snapshots: Snapshotter,
@@ -267,6 +271,7 @@ impl Engine {
             landed_checked_on: None,
             restoring: true,
             last_confirmed: 0,
+            events_due: Vec::new(),
             committed_root: None,
             snapshots,
             double_vote_key,
@@ -300,8 +305,12 @@ impl Engine {
                 break;
             }
             self.handle(msg);
-            // Drain what queued meanwhile before publishing the view once.
+            // Drain what queued meanwhile before publishing the view once, unless a
+            // block reached a new level: that is published (and announced) at once.
             while let Ok(msg) = inbox.try_recv() {
+                if !self.events_due.is_empty() {
+                    self.publish_status();
+                }
                 if matches!(msg, EngineMsg::Shutdown) {
                     break 'outer;
                 }
@@ -788,7 +797,7 @@ impl Engine {
                     {
                         self.bank_hashes.remove(&first);
                     }
-                    let _ = self.shared.block_events.send(BlockEvent {
+                    self.events_due.push(BlockEvent {
                         slot,
                         level: Level::Processed,
                     });
@@ -813,11 +822,11 @@ impl Engine {
                         finalized = c.finalized,
                         "commitment"
                     );
-                    let _ = self.shared.block_events.send(BlockEvent {
+                    self.events_due.push(BlockEvent {
                         slot: c.confirmed,
                         level: Level::Confirmed,
                     });
-                    let _ = self.shared.block_events.send(BlockEvent {
+                    self.events_due.push(BlockEvent {
                         slot: c.finalized,
                         level: Level::Finalized,
                     });
@@ -1035,6 +1044,10 @@ impl Engine {
         if let Ok(mut s) = self.shared.status.write() {
             *s = view;
         }
+        // After the view: whoever the announcement wakes reads it.
+        for ev in self.events_due.drain(..) {
+            let _ = self.shared.block_events.send(ev);
+        }
     }
 }
 
@@ -1185,5 +1198,42 @@ mod tests {
         assert_eq!(dropped(&e, metrics::DROPPED_QUEUE_FULL), 0);
         assert_eq!(e.shared.pending.get(), 0);
         assert_eq!(e.shared.metrics.pending_transactions.get(), 0);
+    }
+
+    /// `StreamBlocks` wakes on an announcement and reads the status view to know how far
+    /// to send: an announcement made before the view says so left it a slot behind.
+    #[test]
+    fn a_block_is_announced_only_once_the_status_view_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut e, _key) = engine(10, dir.path());
+        let mut events = e.shared.block_events.subscribe();
+        let mut seen = Vec::new();
+        for slot in 1..=3 {
+            e.handle(EngineMsg::SlotEnd(slot));
+            assert!(
+                events.try_recv().is_err(),
+                "slot {slot}: announced before the status view was published"
+            );
+            e.publish_status();
+            let status = e.shared.status();
+            while let Ok(ev) = events.try_recv() {
+                let upto = match ev.level {
+                    Level::Processed => status.processed.slot,
+                    Level::Finalized => status.finalized.slot,
+                    _ => status.confirmed.slot,
+                };
+                assert!(ev.slot <= upto, "{ev:?} announced, the view says {upto}");
+                seen.push(ev);
+            }
+        }
+        // Our own blocks, each replayed and confirmed by our own vote (all the stake).
+        for slot in 1..=3 {
+            for level in [Level::Processed, Level::Confirmed] {
+                assert!(
+                    seen.iter().any(|ev| ev.slot == slot && ev.level == level),
+                    "slot {slot} never announced at {level:?}: {seen:?}"
+                );
+            }
+        }
     }
 }
