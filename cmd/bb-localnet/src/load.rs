@@ -28,7 +28,9 @@ for --duration seconds, after funding --accounts fresh sender accounts from the 
 then waits up to --settle seconds for what was accepted to finalize. Reports offered,
 accepted, processed, confirmed and finalized transactions per second, rejections by
 reason, and confirmation and finalization latency (p50/p90/p99, from submission to this
-client seeing the block at that level).
+client seeing the block at that level). Confirmation is also split in two: submission to
+the end of the slot whose block took the transfer, and that slot end to confirmation,
+with a count of the slot ends transfers waited past the one they were submitted in.
 
 Rejected transfers are never resubmitted, so the offered rate stays the one asked for
 even when the network is overloaded: `leader busy` means the leaders' pending queues
@@ -307,7 +309,7 @@ fn human(r: &Report) -> String {
         "offered    {} transfers in {:.1} s = {:.0} TPS{behind}\n\
          accepted   {}\nrejected   {rejected}\n\
          processed  {} = {:.0} TPS\nconfirmed  {} = {:.0} TPS\nfinalized  {} = {:.0} TPS\n\
-         confirmation latency  {}\n  to its slot's end  {}\n  after it           {}\n           slot ends waited past the submission's: {waited}\nfinalization latency  {}",
+         confirmation latency  {}\n  to its slot's end  {}\n  after it           {}\n  slot ends waited past the submission's: {waited}\nfinalization latency  {}",
         r.offered,
         r.duration_s,
         r.offered_tps,
