@@ -257,10 +257,7 @@ pub fn load(out: Output, a: LoadArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let genesis = std::fs::read(&m.genesis)
-        .map_err(anyhow::Error::from)
-        .and_then(|b| Ok(bb_core::Genesis::from_json(&b)?))
-        .with_context(|| format!("cannot read the genesis {}", m.genesis.display()))?;
+    let genesis = bb_cli::target::read_genesis(&m.genesis)?;
     let clock = SlotClock::new(genesis.creation_time_ms, genesis.slot_ms);
     let report = runtime.block_on(run(out, &a, &urls, &faucet, clock))?;
     out.emit(&report, || human(&report));

@@ -237,7 +237,8 @@ fn localnet_genesis(dir: &Path) -> anyhow::Result<Option<(PathBuf, Genesis)>> {
     Ok(Some((path.clone(), read_genesis(&path)?)))
 }
 
-fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
+/// Reads and checks a genesis file; the error names the file.
+pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read genesis {}", path.display()))?;
     Genesis::from_json(&bytes).with_context(|| format!("genesis {}", path.display()))
