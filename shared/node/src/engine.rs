@@ -147,8 +147,9 @@ const TURBINE_GRACE_MAX_MS: u64 = 100;
 
 /// Most repairs waiting for the Turbine grace at once.
 const MAX_DEFERRED_REPAIRS: usize = 1024;
-/// Bank hashes kept in memory for block queries (older ones only for roots, in the ledger).
-const BANK_HASHES_KEPT: usize = 200_000;
+/// Slots below the committed root whose bank hashes stay in memory for block queries and
+/// the status view; older ones are answered from the ledger, for rooted slots only.
+const BANK_HASH_SLOTS_BELOW_ROOT: Slot = 1024;
 
 pub struct Engine {
     validator: Validator,
@@ -792,11 +793,6 @@ impl Engine {
                             .inc_by(b.header.transaction_count);
                     }
                     self.bank_hashes.insert(slot, bank_hash);
-                    if self.bank_hashes.len() > BANK_HASHES_KEPT
-                        && let Some((&first, _)) = self.bank_hashes.iter().next()
-                    {
-                        self.bank_hashes.remove(&first);
-                    }
                     self.events_due.push(BlockEvent {
                         slot,
                         level: Level::Processed,
@@ -888,6 +884,8 @@ impl Engine {
         match self.ledger.commit_root(&commit) {
             Ok(()) => {
                 self.committed_root = Some(changes.slot);
+                let keep_from = changes.slot.saturating_sub(BANK_HASH_SLOTS_BELOW_ROOT);
+                self.bank_hashes = self.bank_hashes.split_off(&keep_from);
                 debug!(root = changes.slot, rooted = chain.len(), "root committed");
             }
             Err(e) => warn!(root = changes.slot, "committing root: {e}"),
@@ -1198,6 +1196,22 @@ mod tests {
         assert_eq!(dropped(&e, metrics::DROPPED_QUEUE_FULL), 0);
         assert_eq!(e.shared.pending.get(), 0);
         assert_eq!(e.shared.metrics.pending_transactions.get(), 0);
+    }
+
+    /// Bank hashes far below the committed root leave memory; the ledger still answers
+    /// for the rooted ones.
+    #[test]
+    fn bank_hashes_far_below_the_root_leave_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut e, _key) = engine(10, dir.path());
+        for slot in 1..=BANK_HASH_SLOTS_BELOW_ROOT + 100 {
+            e.handle(EngineMsg::SlotEnd(slot));
+        }
+        let root = e.committed_root.expect("a root was committed");
+        assert!(root > BANK_HASH_SLOTS_BELOW_ROOT, "root {root}");
+        let oldest = e.bank_hashes.keys().next().copied();
+        assert_eq!(oldest, Some(root - BANK_HASH_SLOTS_BELOW_ROOT));
+        assert!(matches!(e.ledger.bank_hash(1), Ok(Some(_))));
     }
 
     /// `StreamBlocks` wakes on an announcement and reads the status view to know how far

@@ -182,6 +182,11 @@ impl Turbine {
         let mut guard: Guard<SocketAddr> = Guard::new(self.shred_rate_limit);
         let mut blocked_peers: HashSet<SocketAddr> = HashSet::new();
         let mut refreshed = Instant::now();
+        // This node's root, read once a second: a slot below it is settled here, so its
+        // shreds are late and its assembler is dropped. An assembler keeps about 5 KB
+        // per FEC set after its block is out (the set's tree and one witness shred),
+        // which the clock window alone would keep for 512 slots.
+        let mut root = self.shared.status().root.slot;
         loop {
             let (len, from) = match self.socket.recv_from(&mut buf).await {
                 Ok(x) => x,
@@ -195,6 +200,7 @@ impl Turbine {
                 refreshed = Instant::now();
                 blocked_peers = self.blocked_shred_addrs();
                 guard.prune(now);
+                root = self.shared.status().root.slot;
             }
             if blocked_peers.contains(&from) {
                 self.shared.metrics.shreds_rate_limited.inc();
@@ -227,6 +233,10 @@ impl Turbine {
             let clock = self.shared.clock_slot();
             if slot + SLOT_WINDOW < clock || slot > clock + 2 {
                 self.shared.metrics.shreds_invalid.inc();
+                continue;
+            }
+            if slot < root {
+                // Settled here; a node that still lacks the block repairs it.
                 continue;
             }
             let Some(leader) = self.shared.leader_of(slot) else {
@@ -293,8 +303,8 @@ impl Turbine {
                     // (a late one, or a schedule seen differently at an epoch edge).
                 }
             }
-            // Forget slots far behind the clock: memory stays bounded.
-            let horizon = clock.saturating_sub(SLOT_WINDOW);
+            // Forget slots below the root or far behind the clock: memory stays bounded.
+            let horizon = clock.saturating_sub(SLOT_WINDOW).max(root);
             if assemblers
                 .first_key_value()
                 .is_some_and(|(s, _)| *s < horizon)
