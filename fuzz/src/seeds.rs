@@ -1,5 +1,5 @@
 //! Real encodings to start each target's corpus from, so the fuzzer begins past the
-//! decoders' first checks (a version byte, a 1232-byte length, a checksum) instead of
+//! decoders' first checks (a version byte, a fixed shred length, a checksum) instead of
 //! having to guess them.
 //!
 //! A target calls [`write_if_asked`] from its libFuzzer init: when `BB_FUZZ_SEED_DIR` is

@@ -9,6 +9,7 @@
 //! verification check the same (cofactored) equation, so they always agree.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{LazyLock, RwLock};
@@ -412,7 +413,10 @@ fn batch_equation_holds(items: &[SignedMessage<'_>], prepared: &[Prepared]) -> b
     let mut b_coefficient = Scalar::ZERO;
     let mut scalars = Vec::with_capacity(2 * items.len() + 1);
     let mut points = Vec::with_capacity(2 * items.len() + 1);
-    for (i, p) in prepared.iter().enumerate() {
+    // One term per distinct key, its coefficients summed: a batch signed by one key (a
+    // leader's FEC sets) is a multiscalar multiplication of n + 2 points, not 2n + 1.
+    let mut key_terms: HashMap<[u8; 32], usize> = HashMap::new();
+    for (i, (it, p)) in items.iter().zip(prepared).enumerate() {
         let mut h = Sha512::new();
         h.update(seed);
         h.update((i as u64).to_le_bytes());
@@ -423,8 +427,14 @@ fn batch_equation_holds(items: &[SignedMessage<'_>], prepared: &[Prepared]) -> b
         b_coefficient += z * p.s;
         scalars.push(-z);
         points.push(p.r);
-        scalars.push(-(z * p.k));
-        points.push(p.a);
+        match key_terms.entry(it.key.0) {
+            Entry::Occupied(term) => scalars[*term.get()] -= z * p.k,
+            Entry::Vacant(term) => {
+                term.insert(scalars.len());
+                scalars.push(-(z * p.k));
+                points.push(p.a);
+            }
+        }
     }
     scalars.push(b_coefficient);
     points.push(ED25519_BASEPOINT_POINT);
@@ -729,6 +739,44 @@ mod tests {
         sigs.swap(2, 5);
         let bad: Vec<usize> = items(&sigs).into_iter().map(|(i, _)| i).collect();
         assert_eq!(bad, vec![2, 5]);
+    }
+
+    #[test]
+    fn batch_of_one_key_and_a_few_others_finds_each_bad_signature() {
+        // Mostly one signer (its terms are merged into one point), two others between.
+        let signers: Vec<Keypair> = (0..12)
+            .map(|i| key(if i % 5 == 4 { 20 + i } else { 3 }))
+            .collect();
+        let pks: Vec<Pubkey> = signers.iter().map(Keypair::pubkey).collect();
+        let msgs: Vec<Vec<u8>> = (0..12u8).map(|i| vec![i; 44]).collect();
+        let good: Vec<Signature> = signers
+            .iter()
+            .zip(&msgs)
+            .map(|(k, m)| k.sign(Domain::Shred, m))
+            .collect();
+        let run = |sigs: &[Signature]| -> Vec<usize> {
+            let items: Vec<SignedMessage<'_>> = (0..12)
+                .map(|i| SignedMessage {
+                    domain: Domain::Shred,
+                    key: &pks[i],
+                    message: &msgs[i],
+                    signature: &sigs[i],
+                })
+                .collect();
+            verify_batch(&items)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert!(run(&good).is_empty());
+        for bad in [0, 4, 7, 11] {
+            let mut sigs = good.clone();
+            // A valid signature by the same key over another message.
+            sigs[bad] = signers[bad].sign(Domain::Shred, b"something else");
+            assert_eq!(run(&sigs), vec![bad], "bad signature at {bad}");
+        }
     }
 
     #[test]

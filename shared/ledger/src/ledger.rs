@@ -17,7 +17,7 @@ use crate::tables::{
 };
 use crate::{LedgerError, SlotMeta};
 
-/// Largest shred accepted: the IPv6 minimum MTU, above the 1232-byte shred payload of turbine.
+/// Largest shred accepted: the IPv6 minimum MTU, above the 1216-byte shreds of turbine.
 pub const MAX_SHRED_BYTES: usize = 1280;
 /// Largest encoded block accepted.
 pub const MAX_BLOCK_BYTES: usize = 64 << 20;

@@ -13,12 +13,14 @@
 //!   `BlockAssembler` fed the shreds' bytes: parse, Merkle proof, one signature per set,
 //!   erasure decode, rebuilt leaves checked against the root, block concatenated;
 //!   `assemble_batches_of_64` feeds the same shreds 64 at a time through `insert_batch`
-//!   (hashing, signature checks and rebuilds spread over the default rayon pool).
+//!   (hashing, signature checks and rebuilds spread over the default rayon pool), and
+//!   `assemble_one_batch` all of the block's arriving shreds in one `insert_batch` (as
+//!   when a block's shreds are fetched by repair or read from the ledger).
 
 use bb_core::{Keypair, hash};
 use bb_turbine::{
-    BlockAssembler, DATA_SHREDS_PER_SET, FecSet, Insert, PAYLOAD_SIZE, SET_DATA_CAPACITY,
-    SHRED_SIZE, SHREDS_PER_SET, Shredder,
+    BlockAssembler, DATA_SHREDS_PER_SET, FecSet, HEADER_SIZE, Insert, PAYLOAD_SIZE,
+    SET_DATA_CAPACITY, SHREDS_PER_SET, Shredder,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::ChaCha8Rng;
@@ -35,7 +37,7 @@ fn block() -> Vec<u8> {
     out
 }
 
-/// The block cut into 948-byte shards, 32 per set, the last set zero-padded.
+/// The block cut into payload-sized shards, 32 per set, the last set zero-padded.
 fn data_shards(block: &[u8]) -> Vec<Vec<Vec<u8>>> {
     block
         .chunks(SET_DATA_CAPACITY)
@@ -153,8 +155,8 @@ fn recover(c: &mut Criterion) {
             .map(|set| {
                 set.shreds()
                     .iter()
-                    // The payload is the last 948 bytes of every shred.
-                    .map(|s| s.as_bytes()[SHRED_SIZE - PAYLOAD_SIZE..].to_vec())
+                    // The payload follows the header in every shred.
+                    .map(|s| s.as_bytes()[HEADER_SIZE..HEADER_SIZE + PAYLOAD_SIZE].to_vec())
                     .collect()
             })
             .collect();
@@ -222,6 +224,19 @@ fn recover(c: &mut Criterion) {
                         }
                     }
                 }
+                assert_eq!(out.map(|b| b.len()), Some(BLOCK));
+            })
+        });
+        group.bench_function(format!("assemble_one_batch/{name}"), |b| {
+            b.iter(|| {
+                let mut assembler = BlockAssembler::new(SLOT, leader.pubkey());
+                let out = assembler
+                    .insert_batch(&arriving)
+                    .into_iter()
+                    .find_map(|result| match result {
+                        Ok(Insert::Accepted { block, .. }) => block,
+                        _ => None,
+                    });
                 assert_eq!(out.map(|b| b.len()), Some(BLOCK));
             })
         });

@@ -25,11 +25,11 @@
 //! * [`RetransmitTree`] gives, per shred, a deterministic stake-weighted order of the
 //!   nodes (the leader excluded) laid out as a tree with a configurable fanout.
 //!
-//! # Wire format (every shred is exactly [`SHRED_SIZE`] = 1232 bytes, little-endian)
+//! # Wire format (every shred is exactly [`SHRED_SIZE`] = 1216 bytes, little-endian)
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
-//! | 0 | 1 | version (1) |
+//! | 0 | 1 | version (2) |
 //! | 1 | 1 | kind: 0 data, 1 coding |
 //! | 2 | 1 | flags: bit 0 last FEC set of the slot, bit 1 last data shred of the slot, bit 2 last shred of its kind in the set |
 //! | 3 | 8 | slot |
@@ -37,19 +37,21 @@
 //! | 15 | 4 | shred index within the slot, per kind: `fec_set_index * 32 + index_in_set` |
 //! | 19 | 4 | FEC set index: 0, 1, 2, … (< [`MAX_FEC_SETS`]) |
 //! | 23 | 1 | index in set: 0..32 |
-//! | 24 | 2 | set data length: block bytes in the set (30336 in every set but the last) |
-//! | 26 | 2 | payload length: block bytes in this data shred; 948 for a coding shred |
-//! | 28 | 64 | leader's signature over `slot ‖ fec_set_index ‖ merkle_root` |
-//! | 92 | 192 | Merkle proof: 6 sibling hashes, leaf level first |
-//! | 284 | 948 | payload: block bytes, zero-padded (data) or Reed-Solomon parity (coding) |
+//! | 24 | 2 | set data length: block bytes in the set (29824 in every set but the last) |
+//! | 26 | 2 | payload length: block bytes in this data shred; 932 for a coding shred |
+//! | 28 | 932 | payload: block bytes, zero-padded (data) or Reed-Solomon parity (coding) |
+//! | 960 | 64 | leader's signature over `slot ‖ fec_set_index ‖ merkle_root` |
+//! | 1024 | 192 | Merkle proof: 6 sibling hashes, leaf level first |
 //!
-//! Merkle leaf = SHA-256(`bb/shred-leaf` ‖ bytes 0..28 ‖ payload); node =
-//! SHA-256(`bb/shred-node` ‖ left ‖ right); leaves are the 32 data shreds then the 32
-//! coding shreds. The erasure-coded unit is the 948-byte payload; the header of a
-//! rebuilt shred is derived from its set's shared fields and its position, and the
-//! header bytes are in the leaf, so the signed root authenticates every field. Every
-//! header field is checked against the others on decoding, so a shred has exactly one
-//! valid encoding and rebuilt shreds are byte-identical to the leader's.
+//! Merkle leaf = the BLAKE3 chunk chaining value (keyed mode, chunk counter 0) of bytes
+//! 0..960, header and payload; node = the BLAKE3 parent chaining value of its children;
+//! root = the parent with BLAKE3's root flag (see `merkle.rs`). Leaves are the 32 data
+//! shreds then the 32 coding shreds. The leaf is 15 BLAKE3 blocks, so the shredder and a
+//! rebuild hash sixteen leaves in one SIMD pass. The erasure-coded unit is the 932-byte
+//! payload; the header of a rebuilt shred is derived from its set's shared fields and
+//! its position, and the header bytes are in the leaf, so the signed root authenticates
+//! every field. Every header field is checked against the others on decoding, so a shred
+//! has exactly one valid encoding and rebuilt shreds are byte-identical to the leader's.
 //!
 //! # What this crate never does
 //!

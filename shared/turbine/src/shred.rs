@@ -12,26 +12,32 @@ use bb_core::{Domain, Hash, Pubkey, Signature, Slot};
 use crate::error::ShredError;
 use crate::merkle;
 
-/// The wire-format version this crate writes and reads.
-pub const SHRED_VERSION: u8 = 1;
-/// Every shred is exactly this long: one UDP datagram under the IPv6 minimum MTU.
-pub const SHRED_SIZE: usize = 1232;
+/// The wire-format version this crate writes and reads (2: BLAKE3 Merkle tree, the
+/// signature and proof after the payload).
+pub const SHRED_VERSION: u8 = 2;
 /// Data shreds in every FEC set (the last set of a block is zero-padded, never short).
 pub const DATA_SHREDS_PER_SET: usize = 32;
 /// Reed-Solomon coding shreds in every FEC set: any 32 of the 64 rebuild the set.
 pub const CODING_SHREDS_PER_SET: usize = 32;
 /// Shreds in every FEC set, and leaves in its Merkle tree.
 pub const SHREDS_PER_SET: usize = DATA_SHREDS_PER_SET + CODING_SHREDS_PER_SET;
-/// Bytes of the fixed header, before the signature.
+/// Bytes of the fixed header, at the start of every shred.
 pub const HEADER_SIZE: usize = 28;
 /// Sibling hashes in a Merkle proof (log2 of 64 leaves).
 pub const PROOF_LEN: usize = 6;
-pub(crate) const SIGNATURE_OFFSET: usize = HEADER_SIZE;
-pub(crate) const PROOF_OFFSET: usize = SIGNATURE_OFFSET + 64;
-pub(crate) const PAYLOAD_OFFSET: usize = PROOF_OFFSET + PROOF_LEN * 32;
+/// Bytes a Merkle leaf hashes: header and payload, the first bytes of every shred. 15
+/// BLAKE3 blocks of 64 bytes, so sixteen leaves can be hashed in one SIMD pass.
+pub(crate) const LEAF_LEN: usize = 960;
+pub(crate) const PAYLOAD_OFFSET: usize = HEADER_SIZE;
 /// Bytes of payload in every shred: block bytes in a data shred, parity in a coding
 /// shred. This is the Reed-Solomon shard size.
-pub const PAYLOAD_SIZE: usize = SHRED_SIZE - PAYLOAD_OFFSET;
+pub const PAYLOAD_SIZE: usize = LEAF_LEN - PAYLOAD_OFFSET;
+pub(crate) const PAYLOAD_END: usize = PAYLOAD_OFFSET + PAYLOAD_SIZE;
+pub(crate) const SIGNATURE_OFFSET: usize = PAYLOAD_END;
+pub(crate) const PROOF_OFFSET: usize = SIGNATURE_OFFSET + 64;
+/// Every shred is exactly this long: one UDP datagram, under the 1232 bytes that fit the
+/// IPv6 minimum MTU.
+pub const SHRED_SIZE: usize = PROOF_OFFSET + PROOF_LEN * 32;
 /// Block bytes one FEC set carries.
 pub const SET_DATA_CAPACITY: usize = DATA_SHREDS_PER_SET * PAYLOAD_SIZE;
 /// The largest block the shredder takes and the assembler rebuilds (64 MiB).
@@ -46,7 +52,9 @@ const KNOWN_FLAGS: u8 = FLAG_LAST_SET | FLAG_LAST_DATA_IN_SLOT | FLAG_LAST_IN_SE
 
 // The Merkle tree, the shard size and the set capacity are sized for these numbers.
 const _: () = assert!(SHREDS_PER_SET == 1 << PROOF_LEN);
-const _: () = assert!(PAYLOAD_SIZE == 948);
+const _: () = assert!(PAYLOAD_SIZE == 932);
+const _: () = assert!(LEAF_LEN.is_multiple_of(64));
+const _: () = assert!(SHRED_SIZE == 1216);
 const _: () = assert!(SET_DATA_CAPACITY <= u16::MAX as usize);
 
 /// Data shreds carry block bytes; coding shreds carry Reed-Solomon parity over them.
@@ -369,7 +377,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(SetHeader, ShredKind, u8), ShredErr
     let (set, kind, index_in_set) = parse_header(bytes)?;
     if kind == ShredKind::Data {
         let len = usize::from(set.payload_len(kind, index_in_set));
-        if bytes[PAYLOAD_OFFSET + len..].iter().any(|&b| b != 0) {
+        if bytes[PAYLOAD_OFFSET + len..PAYLOAD_END]
+            .iter()
+            .any(|&b| b != 0)
+        {
             return Err(ShredError::Malformed("data shred padding is not zero"));
         }
     }
@@ -485,8 +496,8 @@ mod tests {
             }
         );
         assert!(!shreds[31].is_last_in_slot() && !shreds[127].is_last_in_slot());
-        assert_eq!(shreds[64].payload().len(), 948);
-        assert_eq!(shreds[65].payload().len(), 1000 - 948);
+        assert_eq!(shreds[64].payload().len(), PAYLOAD_SIZE);
+        assert_eq!(shreds[65].payload().len(), 1000 - PAYLOAD_SIZE);
         assert!(shreds[66].payload().is_empty());
         assert_eq!(shreds[100].kind(), ShredKind::Code);
         assert_eq!(shreds[100].index(), 32 + 4);
@@ -524,7 +535,7 @@ mod tests {
             Shred::from_vec(b).err()
         };
         let malformed = |reason| Some(ShredError::Malformed(reason));
-        assert_eq!(edit(0, &[2], 0), malformed("unknown shred version"));
+        assert_eq!(edit(0, &[1], 0), malformed("unknown shred version"));
         assert_eq!(edit(1, &[2], 0), malformed("unknown shred kind"));
         assert_eq!(edit(2, &[0x80], 0), malformed("unknown flag bits"));
         assert_eq!(
@@ -553,7 +564,7 @@ mod tests {
             malformed("a set before the last must be full")
         );
         assert_eq!(
-            edit(24, &30_337u16.to_le_bytes(), 0),
+            edit(24, &(SET_DATA_CAPACITY as u16 + 1).to_le_bytes(), 0),
             malformed("set data length over the set capacity")
         );
         assert_eq!(

@@ -9,9 +9,9 @@ use reed_solomon_erasure::galois_8::ReedSolomon;
 use crate::error::ShredError;
 use crate::merkle::{self, Tree};
 use crate::shred::{
-    CODING_SHREDS_PER_SET, DATA_SHREDS_PER_SET, HEADER_SIZE, MAX_BLOCK_BYTES, PAYLOAD_OFFSET,
-    PAYLOAD_SIZE, PROOF_OFFSET, SET_DATA_CAPACITY, SHRED_SIZE, SHREDS_PER_SET, SIGNATURE_OFFSET,
-    SetHeader, Shred, ShredKind,
+    DATA_SHREDS_PER_SET, LEAF_LEN, MAX_BLOCK_BYTES, PAYLOAD_END, PAYLOAD_OFFSET, PAYLOAD_SIZE,
+    PROOF_OFFSET, SET_DATA_CAPACITY, SHRED_SIZE, SHREDS_PER_SET, SIGNATURE_OFFSET, SetHeader,
+    Shred, ShredKind,
 };
 
 /// The one Reed-Solomon codec (32 data + 32 parity shards), shared by every shredder and
@@ -127,65 +127,56 @@ impl Shredder {
     }
 }
 
-/// Builds one set: parity encoded straight into the coding shreds, leaves hashed (data
-/// leaves straight from the block), root, one signature, then each data shred written
-/// once in its final form. The only copy of the block's bytes is into the data shreds
-/// themselves (plus a padded copy of a short last set), and no buffer is zeroed only to
-/// be overwritten.
+/// Builds one set: each data shred written with its header and block bytes, parity
+/// encoded straight into the coding shreds, all 64 leaves hashed in one SIMD pass, the
+/// root signed once, and the signature and proofs written in place. The only copy of
+/// the block's bytes is into the data shreds themselves.
 fn shred_set(leader: &Keypair, header: SetHeader, data: &[u8]) -> FecSet {
-    let padded: Vec<u8>;
-    let data: &[u8] = if data.len() == SET_DATA_CAPACITY {
-        data
-    } else {
-        let mut buf = vec![0u8; SET_DATA_CAPACITY];
-        buf[..data.len()].copy_from_slice(data);
-        padded = buf;
-        &padded
-    };
-    let shards: [&[u8]; DATA_SHREDS_PER_SET] =
-        std::array::from_fn(|i| &data[i * PAYLOAD_SIZE..(i + 1) * PAYLOAD_SIZE]);
-    let data_headers: [[u8; HEADER_SIZE]; DATA_SHREDS_PER_SET] =
-        std::array::from_fn(|i| header.header_bytes(ShredKind::Data, i as u8));
-
-    let mut code_bufs: Vec<Vec<u8>> = (0..CODING_SHREDS_PER_SET)
-        .map(|i| header.blank_shred(ShredKind::Code, i as u8))
+    let mut bufs: Vec<Vec<u8>> = (0..SHREDS_PER_SET)
+        .map(|position| {
+            let (kind, index_in_set) = ShredKind::at(position);
+            let mut buf = Vec::with_capacity(SHRED_SIZE);
+            buf.extend_from_slice(&header.header_bytes(kind, index_in_set));
+            if kind == ShredKind::Data {
+                let start = (usize::from(index_in_set) * PAYLOAD_SIZE).min(data.len());
+                let end = (start + PAYLOAD_SIZE).min(data.len());
+                buf.extend_from_slice(&data[start..end]);
+            }
+            // Padding of a short data shred, parity to come, signature and proof.
+            buf.resize(SHRED_SIZE, 0);
+            buf
+        })
         .collect();
     {
+        let (data_bufs, code_bufs) = bufs.split_at_mut(DATA_SHREDS_PER_SET);
+        let shards: Vec<&[u8]> = data_bufs
+            .iter()
+            .map(|b| &b[PAYLOAD_OFFSET..PAYLOAD_END])
+            .collect();
         let mut parity: Vec<&mut [u8]> = code_bufs
             .iter_mut()
-            .map(|b| &mut b[PAYLOAD_OFFSET..])
+            .map(|b| &mut b[PAYLOAD_OFFSET..PAYLOAD_END])
             .collect();
         codec()
             .encode_sep(&shards, &mut parity)
             .expect("32 data and 32 parity shards of equal, non-zero size");
     }
-    let leaves: [Hash; SHREDS_PER_SET] = std::array::from_fn(|p| {
-        if p < DATA_SHREDS_PER_SET {
-            merkle::leaf_of(&data_headers[p], shards[p])
-        } else {
-            merkle::leaf(&code_bufs[p - DATA_SHREDS_PER_SET])
-        }
-    });
+    let mut leaves = [Hash::ZERO; SHREDS_PER_SET];
+    let inputs: Vec<&[u8; LEAF_LEN]> = bufs.iter().map(|b| merkle::leaf_bytes(b)).collect();
+    merkle::leaves(&inputs, &mut leaves);
     let tree = Tree::from_leaves(&leaves);
     let root = tree.root();
     let signature = leader.sign(Domain::Shred, &header.signed_message(&root));
 
-    let mut shreds = Vec::with_capacity(SHREDS_PER_SET);
-    for (position, (head, shard)) in data_headers.iter().zip(shards).enumerate() {
-        let mut buf = Vec::with_capacity(SHRED_SIZE);
-        buf.extend_from_slice(head);
-        buf.extend_from_slice(signature.as_bytes());
-        buf.resize(PAYLOAD_OFFSET, 0);
-        tree.write_proof(position, &mut buf);
-        buf.extend_from_slice(shard);
-        shreds.push(Shred::from_parts(header, position, buf));
-    }
-    for (i, mut buf) in code_bufs.into_iter().enumerate() {
-        let position = DATA_SHREDS_PER_SET + i;
-        buf[SIGNATURE_OFFSET..PROOF_OFFSET].copy_from_slice(signature.as_bytes());
-        tree.write_proof(position, &mut buf);
-        shreds.push(Shred::from_parts(header, position, buf));
-    }
+    let shreds = bufs
+        .into_iter()
+        .enumerate()
+        .map(|(position, mut buf)| {
+            buf[SIGNATURE_OFFSET..PROOF_OFFSET].copy_from_slice(signature.as_bytes());
+            tree.write_proof(position, &mut buf);
+            Shred::from_parts(header, position, buf)
+        })
+        .collect();
     FecSet {
         fec_set_index: header.fec_set_index,
         root,
