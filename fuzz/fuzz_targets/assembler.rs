@@ -16,31 +16,19 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bb_core::{Domain, Hash, Keypair, hashv};
+use bb_core::{Domain, Hash, Keypair};
 use bb_fuzz::seeds;
+use bb_fuzz::shred_tree::{PROOF_OFFSET, SIGNATURE_OFFSET, leaf, node, root_from_proof};
 use bb_turbine::{
-    BlockAssembler, DATA_SHREDS_PER_SET, HEADER_SIZE, Insert, MAX_BLOCK_BYTES, PROOF_LEN,
-    SHRED_SIZE, SHREDS_PER_SET, Shredder, signed_message,
+    BlockAssembler, DATA_SHREDS_PER_SET, Insert, MAX_BLOCK_BYTES, PROOF_LEN, SHRED_SIZE,
+    SHREDS_PER_SET, Shredder, signed_message,
 };
 use libfuzzer_sys::fuzz_target;
-
-const SIGNATURE_OFFSET: usize = HEADER_SIZE;
-const PROOF_OFFSET: usize = SIGNATURE_OFFSET + 64;
-const PAYLOAD_OFFSET: usize = PROOF_OFFSET + 32 * PROOF_LEN;
 
 fn byte(data: &mut &[u8]) -> u8 {
     let (&b, rest) = data.split_first().unwrap_or((&0, &[]));
     *data = rest;
     b
-}
-
-/// The Merkle leaf of a shred buffer, as the wire format defines it.
-fn leaf(shred: &[u8]) -> Hash {
-    hashv(&[
-        b"bb/shred-leaf",
-        &shred[..HEADER_SIZE],
-        &shred[PAYLOAD_OFFSET..],
-    ])
 }
 
 /// Rebuilds the Merkle tree over one set's 64 shreds as they now are, rewrites every
@@ -52,7 +40,7 @@ fn resign(leader: &Keypair, set: &mut [Vec<u8>]) {
         nodes[SHREDS_PER_SET + position] = leaf(shred);
     }
     for i in (1..SHREDS_PER_SET).rev() {
-        nodes[i] = hashv(&[b"bb/shred-node", &nodes[2 * i].0, &nodes[2 * i + 1].0]);
+        nodes[i] = node(i, &nodes[2 * i], &nodes[2 * i + 1]);
     }
     let root = nodes[1];
     let mut signatures = HashMap::new();
@@ -74,22 +62,10 @@ fn resign(leader: &Keypair, set: &mut [Vec<u8>]) {
 
 /// Signs the root a shred's own proof leads to, for the slot and set its header names.
 fn resign_alone(leader: &Keypair, shred: &mut [u8]) {
-    let position = usize::from(shred[1] & 1) * DATA_SHREDS_PER_SET + usize::from(shred[23] % 32);
-    let mut index = SHREDS_PER_SET + position;
-    let mut hash = leaf(shred);
-    for level in 0..PROOF_LEN {
-        let at = PROOF_OFFSET + 32 * level;
-        let sibling = &shred[at..at + 32];
-        hash = if index & 1 == 0 {
-            hashv(&[b"bb/shred-node", &hash.0, sibling])
-        } else {
-            hashv(&[b"bb/shred-node", sibling, &hash.0])
-        };
-        index /= 2;
-    }
+    let root = root_from_proof(shred);
     let slot = u64::from_le_bytes(shred[3..11].try_into().expect("8 bytes"));
     let fec = u32::from_le_bytes(shred[19..23].try_into().expect("4 bytes"));
-    let signature = leader.sign(Domain::Shred, &signed_message(slot, fec, &hash));
+    let signature = leader.sign(Domain::Shred, &signed_message(slot, fec, &root));
     shred[SIGNATURE_OFFSET..PROOF_OFFSET].copy_from_slice(&signature.0);
 }
 

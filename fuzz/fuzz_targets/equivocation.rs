@@ -11,17 +11,11 @@
 //!   signing anything, so the checks behind the signatures are reached).
 #![no_main]
 
-use bb_core::{Domain, hashv};
+use bb_core::Domain;
 use bb_fuzz::seeds;
-use bb_turbine::{
-    ConflictReason, Equivocation, HEADER_SIZE, PROOF_LEN, SHRED_SIZE, SHREDS_PER_SET, Shredder,
-    signed_message,
-};
+use bb_fuzz::shred_tree::{PROOF_OFFSET, SIGNATURE_OFFSET, root_from_proof};
+use bb_turbine::{ConflictReason, Equivocation, SHRED_SIZE, Shredder, signed_message};
 use libfuzzer_sys::fuzz_target;
-
-const SIGNATURE_OFFSET: usize = HEADER_SIZE;
-const PROOF_OFFSET: usize = SIGNATURE_OFFSET + 64;
-const PAYLOAD_OFFSET: usize = PROOF_OFFSET + 32 * PROOF_LEN;
 
 fuzz_target!(
     init: seeds::write_if_asked("equivocation", seed_inputs),
@@ -57,26 +51,10 @@ fn reasons(fec_set_index: u32) -> [ConflictReason; 4] {
 
 /// Signs the root the shred's own proof leads to, for the slot and set its header names.
 fn resign(shred: &mut [u8]) {
-    let mut hash = hashv(&[
-        b"bb/shred-leaf",
-        &shred[..HEADER_SIZE],
-        &shred[PAYLOAD_OFFSET..],
-    ]);
-    let position = usize::from(shred[1] & 1) * 32 + usize::from(shred[23] % 32);
-    let mut index = SHREDS_PER_SET + position;
-    for level in 0..PROOF_LEN {
-        let at = PROOF_OFFSET + 32 * level;
-        let sibling = &shred[at..at + 32];
-        hash = if index & 1 == 0 {
-            hashv(&[b"bb/shred-node", &hash.0, sibling])
-        } else {
-            hashv(&[b"bb/shred-node", sibling, &hash.0])
-        };
-        index /= 2;
-    }
+    let root = root_from_proof(shred);
     let slot = u64::from_le_bytes(shred[3..11].try_into().expect("8 bytes"));
     let fec = u32::from_le_bytes(shred[19..23].try_into().expect("4 bytes"));
-    let signature = seeds::leader().sign(Domain::Shred, &signed_message(slot, fec, &hash));
+    let signature = seeds::leader().sign(Domain::Shred, &signed_message(slot, fec, &root));
     shred[SIGNATURE_OFFSET..PROOF_OFFSET].copy_from_slice(&signature.0);
 }
 

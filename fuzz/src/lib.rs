@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bb_core::Canonical;
 
 pub mod seeds;
+pub mod shred_tree;
 pub mod snapshot_file;
 
 /// The largest single allocation any decoder may make from a fuzz input (every target's

@@ -146,9 +146,8 @@ impl FecSetState {
             rebuilt_positions.push(position);
             rebuilt_leaves.push(merkle::leaf_bytes(buf));
         }
-        let mut hashes = [Hash::ZERO; SHREDS_PER_SET - DATA_SHREDS_PER_SET];
-        let hashes = &mut hashes[..rebuilt_leaves.len()];
-        merkle::leaves(&rebuilt_leaves, hashes);
+        let mut hashes = vec![Hash::ZERO; rebuilt_leaves.len()];
+        merkle::leaves(&rebuilt_leaves, &mut hashes);
         let mut leaves = [None; SHREDS_PER_SET];
         for (&position, &hash) in rebuilt_positions.iter().zip(hashes.iter()) {
             leaves[position] = Some(hash);
@@ -373,7 +372,9 @@ impl BlockAssembler {
     /// batch come back `Accepted` rather than `Duplicate`, and fewer shreds come back
     /// as recovered). Uses the caller's rayon pool.
     pub fn insert_batch(&mut self, batch: &[&[u8]]) -> Vec<Result<Insert, ShredError>> {
-        // Parsed and leaf-hashed sixteen at a time (one SIMD pass of the leaf hash).
+        // Parsed and leaf-hashed sixteen at a time (one SIMD pass of the leaf hash with
+        // AVX-512; two with AVX2).
+        let (slot, sets) = (self.slot, &self.sets);
         let parsed: Vec<Result<Parsed, ShredError>> = batch
             .par_chunks(16)
             .flat_map_iter(|chunk| {
@@ -381,11 +382,20 @@ impl BlockAssembler {
                     .iter()
                     .map(|bytes| {
                         let (header, kind, index_in_set) = shred::parse(bytes)?;
+                        let position = kind.position(index_in_set);
+                        // Copied here, in parallel, only if admission may keep it: not for
+                        // another slot, a set already rebuilt or invalid, or a position
+                        // already held (admission copies the rare rest itself).
+                        let wanted = header.slot == slot
+                            && sets.get(&header.fec_set_index).is_none_or(|set| {
+                                set.status == SetStatus::Collecting
+                                    && set.present & (1u64 << position) == 0
+                            });
                         Ok(Parsed {
                             header,
-                            position: kind.position(index_in_set),
+                            position,
                             leaf: None,
-                            copy: Some(bytes.to_vec()),
+                            copy: wanted.then(|| bytes.to_vec()),
                         })
                     })
                     .collect();
@@ -482,21 +492,21 @@ impl BlockAssembler {
     /// multiscalar multiplication per thread, the leader's key counted once in it), with
     /// the same verdict for each as [`verify_root`] alone.
     fn verify_roots(&self, firsts: &[(&[u8], &Parsed)]) -> Verdicts {
-        let claims: Vec<(u32, Hash, Signature, [u8; 44])> = firsts
-            .iter()
-            .map(|(bytes, p)| {
-                let leaf = p.leaf.unwrap_or_else(|| merkle::leaf(bytes));
-                let root = merkle::root_from_proof(&leaf, p.position, bytes);
-                let message = p.header.signed_message(&root);
-                (p.header.fec_set_index, root, signature_of(bytes), message)
-            })
-            .collect();
-        let per_thread = claims.len().div_ceil(rayon::current_num_threads()).max(1);
+        let per_thread = firsts.len().div_ceil(rayon::current_num_threads()).max(1);
         let leader = &self.leader;
-        claims
+        firsts
             .par_chunks(per_thread)
             .flat_map_iter(|chunk| {
-                let items: Vec<SignedMessage<'_>> = chunk
+                let claims: Vec<(u32, Hash, Signature, [u8; 44])> = chunk
+                    .iter()
+                    .map(|(bytes, p)| {
+                        let leaf = p.leaf.unwrap_or_else(|| merkle::leaf(bytes));
+                        let root = merkle::root_from_proof(&leaf, p.position, bytes);
+                        let message = p.header.signed_message(&root);
+                        (p.header.fec_set_index, root, signature_of(bytes), message)
+                    })
+                    .collect();
+                let items: Vec<SignedMessage<'_>> = claims
                     .iter()
                     .map(|(_, _, signature, message)| SignedMessage {
                         domain: Domain::Shred,
@@ -509,12 +519,14 @@ impl BlockAssembler {
                     Ok(()) => HashSet::new(),
                     Err(bad) => bad.into_iter().map(|(i, _)| i).collect(),
                 };
-                chunk
+                let verdicts: Vec<((u32, Hash, Signature), bool)> = claims
                     .iter()
                     .enumerate()
-                    .map(move |(i, &(index, root, signature, _))| {
+                    .map(|(i, &(index, root, signature, _))| {
                         ((index, root, signature), !bad.contains(&i))
                     })
+                    .collect();
+                verdicts
             })
             .collect()
     }

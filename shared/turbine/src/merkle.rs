@@ -14,8 +14,9 @@
 //! Why BLAKE3 and not SHA-256: every shred byte is hashed once more than it is
 //! erasure-coded, by the leader and by every receiver. One shred at a time, BLAKE3 is a
 //! little slower than SHA-256 with the CPU's SHA instructions, but sixteen leaves
-//! hashed side by side in the SIMD lanes ([`leaves`]) run five times faster, and the
-//! shredder and the rebuild always hash many leaves at once.
+//! hashed side by side in the SIMD lanes ([`leaves`]; sixteen with AVX-512, eight with
+//! AVX2) run five times faster, and the shredder and the rebuild always hash many leaves
+//! at once.
 
 use std::sync::OnceLock;
 
@@ -93,8 +94,8 @@ fn hash_many<const N: usize>(inputs: &[&[u8; N]], flags: (u8, u8, u8), out: &mut
     }
 }
 
-/// The leaf hashes of many shreds at once, `out[i]` for `shreds[i]`, sixteen per SIMD
-/// pass. Equal to [`leaf`] of each (tested).
+/// The leaf hashes of many shreds at once, `out[i]` for `shreds[i]`, as many per SIMD
+/// pass as the CPU has lanes (sixteen with AVX-512). Equal to [`leaf`] of each (tested).
 pub(crate) fn leaves(shreds: &[&[u8; LEAF_LEN]], out: &mut [Hash]) {
     hash_many(shreds, (KEYED_HASH, CHUNK_START, CHUNK_END), out);
 }
