@@ -387,7 +387,14 @@ pub fn verify_batch(items: &[SignedMessage<'_>]) -> Result<(), Vec<(usize, Signa
             Err(e) => failures.push((i, e)),
         }
     }
-    if !batch.is_empty() && !batch_equation_holds(items, &batch) {
+    // One item alone: the single equation is the same check at about half the cost of a
+    // three-point batch.
+    let holds = match batch.as_slice() {
+        [] => true,
+        [(_, one)] => one.equation_holds(),
+        _ => batch_equation_holds(items, &batch),
+    };
+    if !holds {
         // A failing batch whose items all verify alone has probability 2^-128.
         failures.extend(
             batch
