@@ -1,0 +1,144 @@
+//! Recovery of a 1 MiB block with half its shreds lost, against the raw Reed-Solomon
+//! crate, measured interleaved: each round times the raw reconstruct and then each
+//! assembler path on the same data, so a host whose speed drifts (this one's does, by
+//! 20 % within minutes) slows both sides of a ratio alike. Prints the median and the
+//! fastest quarter of each, and the ratio of raw to assembler throughput.
+//!
+//! `cargo bench -p bb-turbine --bench recover_ratio [-- ROUNDS]`
+
+use std::time::Instant;
+
+use bb_core::Keypair;
+use bb_turbine::{
+    BlockAssembler, DATA_SHREDS_PER_SET, FecSet, HEADER_SIZE, Insert, PAYLOAD_SIZE, SHREDS_PER_SET,
+    Shredder,
+};
+use rand::rngs::ChaCha8Rng;
+use rand::{Rng, SeedableRng};
+use reed_solomon_erasure::galois_8::ReedSolomon;
+
+const BLOCK: usize = 1 << 20;
+const SLOT: u64 = 10;
+
+/// Which of a set's 64 shreds arrive: the coding half, or a random half.
+fn patterns(sets: usize, random: bool) -> Vec<[bool; SHREDS_PER_SET]> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    (0..sets)
+        .map(|_| {
+            let mut keep: [bool; SHREDS_PER_SET] =
+                std::array::from_fn(|p| p >= DATA_SHREDS_PER_SET);
+            if random {
+                for i in (1..SHREDS_PER_SET).rev() {
+                    keep.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+                }
+            }
+            keep
+        })
+        .collect()
+}
+
+/// Microseconds since `start`.
+fn micros(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e6
+}
+
+/// (median, mean of the fastest quarter) of `samples`.
+fn summary(samples: &mut [f64]) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let quarter = (samples.len() / 4).max(1);
+    let fast = samples[..quarter].iter().sum::<f64>() / quarter as f64;
+    (samples[samples.len() / 2], fast)
+}
+
+fn assemble(leader: &Keypair, batches: &[&[&[u8]]]) {
+    let mut assembler = BlockAssembler::new(SLOT, leader.pubkey());
+    let mut out = None;
+    for batch in batches {
+        for result in assembler.insert_batch(batch) {
+            if let Ok(Insert::Accepted {
+                block: Some(block), ..
+            }) = result
+            {
+                out = Some(block);
+            }
+        }
+    }
+    assert_eq!(out.map(|b| b.len()), Some(BLOCK));
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(400);
+    let mut block = vec![0u8; BLOCK];
+    ChaCha8Rng::seed_from_u64(1).fill_bytes(&mut block);
+    let leader = Keypair::from_seed(&[1; 32]);
+    let sets: Vec<FecSet> = Shredder::new(leader.clone())
+        .shred(SLOT, SLOT - 1, &block)
+        .expect("shred");
+    let rs = ReedSolomon::new(DATA_SHREDS_PER_SET, SHREDS_PER_SET - DATA_SHREDS_PER_SET)
+        .expect("valid shape");
+
+    println!("1 MiB block, half of every set lost; {rounds} interleaved rounds; microseconds");
+    for (name, random) in [("coding_only", false), ("random_half", true)] {
+        let keep = patterns(sets.len(), random);
+        let mut shards: Vec<Vec<Vec<u8>>> = sets
+            .iter()
+            .map(|set| {
+                set.shreds()
+                    .iter()
+                    .map(|s| s.as_bytes()[HEADER_SIZE..HEADER_SIZE + PAYLOAD_SIZE].to_vec())
+                    .collect()
+            })
+            .collect();
+        let arriving: Vec<&[u8]> = sets
+            .iter()
+            .zip(&keep)
+            .flat_map(|(set, keep)| {
+                set.shreds()
+                    .iter()
+                    .zip(keep)
+                    .filter(|(_, present)| **present)
+                    .map(|(s, _)| s.as_bytes())
+            })
+            .collect();
+        let one_batch = [arriving.as_slice()];
+        let of_64: Vec<&[&[u8]]> = arriving.chunks(64).collect();
+
+        let (mut raw, mut whole, mut sixty_four) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let start = Instant::now();
+            for (set, keep) in shards.iter_mut().zip(&keep) {
+                let mut refs: Vec<(&mut [u8], bool)> = set
+                    .iter_mut()
+                    .zip(keep)
+                    .map(|(shard, &present)| (shard.as_mut_slice(), present))
+                    .collect();
+                rs.reconstruct(&mut refs).expect("reconstruct");
+            }
+            raw.push(micros(start));
+            let start = Instant::now();
+            assemble(&leader, &one_batch);
+            whole.push(micros(start));
+            let start = Instant::now();
+            assemble(&leader, &of_64);
+            sixty_four.push(micros(start));
+        }
+        let (raw_median, raw_fast) = summary(&mut raw);
+        println!(
+            "{name}: raw_rs_reconstruct (1 thread)  median {raw_median:7.0}  fastest quarter {raw_fast:7.0}"
+        );
+        for (path, samples) in [
+            ("assemble_one_batch", &mut whole),
+            ("assemble_batches_of_64", &mut sixty_four),
+        ] {
+            let (median, fast) = summary(samples);
+            println!(
+                "{name}: {path:<29} median {median:7.0}  fastest quarter {fast:7.0}  ratio {:3.0} % (median), {:3.0} % (fastest quarter)",
+                100.0 * raw_median / median,
+                100.0 * raw_fast / fast
+            );
+        }
+    }
+}
