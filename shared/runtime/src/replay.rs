@@ -20,7 +20,7 @@ use bb_core::{
 };
 
 use crate::bank::Bank;
-use crate::error::ReplayError;
+use crate::error::{ReplayError, TransactionError};
 use crate::execute::verify_signatures;
 
 impl Bank {
@@ -110,26 +110,34 @@ impl Bank {
         )?;
 
         // The expensive checks run side by side on all cores; the first failure in the
-        // order body, PoH, signatures is reported.
+        // order body, PoH, signatures is reported. Execution runs beside them on a
+        // child bank of its own, kept only if every check passes (the leader's signature
+        // above already bounds who can make a node execute a block it then refuses):
+        // the checks alone rarely keep both cores busy to the end.
         let txs: Vec<Transaction> = block
             .entries
             .iter()
             .flat_map(|e| e.transactions.iter().copied())
             .collect();
-        let (body, (poh, signatures)) = rayon::join(
-            || block.verify_body(),
+        let ((body, (poh, signatures)), executed) = rayon::join(
             || {
                 rayon::join(
+                    || block.verify_body(),
                     || {
-                        verify_entries_parallel(
-                            &h.poh_start,
-                            &block.entries,
-                            parent.hashes_per_tick(),
+                        rayon::join(
+                            || {
+                                verify_entries_parallel(
+                                    &h.poh_start,
+                                    &block.entries,
+                                    parent.hashes_per_tick(),
+                                )
+                            },
+                            || verify_signatures(&txs, verified),
                         )
                     },
-                    || verify_signatures(&txs, verified),
                 )
             },
+            || execute(parent, block, &txs),
         );
         body?;
         poh?;
@@ -137,20 +145,7 @@ impl Bank {
             let (entry, index) = locate(&block.entries, bad.first().copied().unwrap_or(0));
             return Err(ReplayError::InvalidSignature { entry, index });
         }
-
-        let mut bank = Bank::new_from_parent(parent, h.slot, h.leader).map_err(|_| {
-            // Both conditions new_from_parent checks were checked above.
-            ReplayError::ParentNotFrozen {
-                slot: parent.slot(),
-            }
-        })?;
-        for (index, evidence) in block.evidence.iter().enumerate() {
-            let offense = bank
-                .check_evidence(evidence)
-                .map_err(|reason| ReplayError::Evidence { index, reason })?;
-            bank.insert_offense(offense);
-        }
-        let results = bank.process_verified_transactions(&txs);
+        let (mut bank, results) = executed?;
         if let Some((i, error)) = results
             .iter()
             .enumerate()
@@ -166,6 +161,30 @@ impl Bank {
         bank.freeze_unchecked(h.poh_end, block.id());
         Ok(bank)
     }
+}
+
+/// The block's evidence and transactions applied to a new child of `parent`, with each
+/// transaction's result; signatures are the caller's to check.
+fn execute(
+    parent: &Arc<Bank>,
+    block: &Block,
+    txs: &[Transaction],
+) -> Result<(Bank, Vec<Result<(), TransactionError>>), ReplayError> {
+    let h = &block.header;
+    let mut bank = Bank::new_from_parent(parent, h.slot, h.leader).map_err(|_| {
+        // Both conditions new_from_parent checks were checked by the caller.
+        ReplayError::ParentNotFrozen {
+            slot: parent.slot(),
+        }
+    })?;
+    for (index, evidence) in block.evidence.iter().enumerate() {
+        let offense = bank
+            .check_evidence(evidence)
+            .map_err(|reason| ReplayError::Evidence { index, reason })?;
+        bank.insert_offense(offense);
+    }
+    let results = bank.process_verified_transactions(txs);
+    Ok((bank, results))
 }
 
 /// Tick count and structure, from the entries themselves (the header is only trusted
