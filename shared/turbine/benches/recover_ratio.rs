@@ -9,33 +9,12 @@
 use std::time::Instant;
 
 use bb_core::Keypair;
-use bb_turbine::{
-    BlockAssembler, DATA_SHREDS_PER_SET, FecSet, HEADER_SIZE, Insert, PAYLOAD_SIZE, SHREDS_PER_SET,
-    Shredder,
-};
-use rand::rngs::ChaCha8Rng;
-use rand::{Rng, SeedableRng};
+use bb_turbine::{DATA_SHREDS_PER_SET, FecSet, SHREDS_PER_SET, Shredder};
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
-const BLOCK: usize = 1 << 20;
-const SLOT: u64 = 10;
+mod common;
 
-/// Which of a set's 64 shreds arrive: the coding half, or a random half.
-fn patterns(sets: usize, random: bool) -> Vec<[bool; SHREDS_PER_SET]> {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    (0..sets)
-        .map(|_| {
-            let mut keep: [bool; SHREDS_PER_SET] =
-                std::array::from_fn(|p| p >= DATA_SHREDS_PER_SET);
-            if random {
-                for i in (1..SHREDS_PER_SET).rev() {
-                    keep.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-                }
-            }
-            keep
-        })
-        .collect()
-}
+use common::{SLOT, arriving, assemble, block, patterns, payload_shards, raw_reconstruct};
 
 /// Microseconds since `start`.
 fn micros(start: Instant) -> f64 {
@@ -50,29 +29,12 @@ fn summary(samples: &mut [f64]) -> (f64, f64) {
     (samples[samples.len() / 2], fast)
 }
 
-fn assemble(leader: &Keypair, batches: &[&[&[u8]]]) {
-    let mut assembler = BlockAssembler::new(SLOT, leader.pubkey());
-    let mut out = None;
-    for batch in batches {
-        for result in assembler.insert_batch(batch) {
-            if let Ok(Insert::Accepted {
-                block: Some(block), ..
-            }) = result
-            {
-                out = Some(block);
-            }
-        }
-    }
-    assert_eq!(out.map(|b| b.len()), Some(BLOCK));
-}
-
 fn main() {
     let rounds: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(400);
-    let mut block = vec![0u8; BLOCK];
-    ChaCha8Rng::seed_from_u64(1).fill_bytes(&mut block);
+    let block = block();
     let leader = Keypair::from_seed(&[1; 32]);
     let sets: Vec<FecSet> = Shredder::new(leader.clone())
         .shred(SLOT, SLOT - 1, &block)
@@ -83,26 +45,8 @@ fn main() {
     println!("1 MiB block, half of every set lost; {rounds} interleaved rounds; microseconds");
     for (name, random) in [("coding_only", false), ("random_half", true)] {
         let keep = patterns(sets.len(), random);
-        let mut shards: Vec<Vec<Vec<u8>>> = sets
-            .iter()
-            .map(|set| {
-                set.shreds()
-                    .iter()
-                    .map(|s| s.as_bytes()[HEADER_SIZE..HEADER_SIZE + PAYLOAD_SIZE].to_vec())
-                    .collect()
-            })
-            .collect();
-        let arriving: Vec<&[u8]> = sets
-            .iter()
-            .zip(&keep)
-            .flat_map(|(set, keep)| {
-                set.shreds()
-                    .iter()
-                    .zip(keep)
-                    .filter(|(_, present)| **present)
-                    .map(|(s, _)| s.as_bytes())
-            })
-            .collect();
+        let mut shards = payload_shards(&sets);
+        let arriving = arriving(&sets, &keep);
         let one_batch = [arriving.as_slice()];
         let of_64: Vec<&[&[u8]]> = arriving.chunks(64).collect();
 
@@ -110,12 +54,7 @@ fn main() {
         for _ in 0..rounds {
             let start = Instant::now();
             for (set, keep) in shards.iter_mut().zip(&keep) {
-                let mut refs: Vec<(&mut [u8], bool)> = set
-                    .iter_mut()
-                    .zip(keep)
-                    .map(|(shard, &present)| (shard.as_mut_slice(), present))
-                    .collect();
-                rs.reconstruct(&mut refs).expect("reconstruct");
+                raw_reconstruct(&rs, set, keep);
             }
             raw.push(micros(start));
             let start = Instant::now();

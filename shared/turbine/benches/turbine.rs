@@ -19,23 +19,15 @@
 
 use bb_core::{Keypair, hash};
 use bb_turbine::{
-    BlockAssembler, DATA_SHREDS_PER_SET, FecSet, HEADER_SIZE, Insert, PAYLOAD_SIZE,
-    SET_DATA_CAPACITY, SHREDS_PER_SET, Shredder,
+    BlockAssembler, DATA_SHREDS_PER_SET, FecSet, Insert, PAYLOAD_SIZE, SET_DATA_CAPACITY, Shredder,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rand::rngs::ChaCha8Rng;
-use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
-const BLOCK: usize = 1 << 20;
-const SLOT: u64 = 10;
+mod common;
 
-fn block() -> Vec<u8> {
-    let mut out = vec![0u8; BLOCK];
-    ChaCha8Rng::seed_from_u64(1).fill_bytes(&mut out);
-    out
-}
+use common::{BLOCK, SLOT, arriving, assemble, block, patterns, payload_shards, raw_reconstruct};
 
 /// The block cut into payload-sized shards, 32 per set, the last set zero-padded.
 fn data_shards(block: &[u8]) -> Vec<Vec<Vec<u8>>> {
@@ -51,22 +43,6 @@ fn data_shards(block: &[u8]) -> Vec<Vec<Vec<u8>>> {
                     shard
                 })
                 .collect()
-        })
-        .collect()
-}
-
-/// Which of a set's 64 shreds arrive: the coding half, or a random half.
-fn patterns(sets: usize, random: bool) -> Vec<[bool; SHREDS_PER_SET]> {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    (0..sets)
-        .map(|_| {
-            let mut keep: [bool; SHREDS_PER_SET] = std::array::from_fn(|p| p >= 32);
-            if random {
-                for i in (1..SHREDS_PER_SET).rev() {
-                    keep.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-                }
-            }
-            keep
         })
         .collect()
 }
@@ -150,49 +126,21 @@ fn recover(c: &mut Criterion) {
     for (name, random) in [("coding_only", false), ("random_half", true)] {
         let keep = patterns(sets.len(), random);
         // The raw crate's shards: the same payloads, the lost ones to be rebuilt in place.
-        let mut shards: Vec<Vec<Vec<u8>>> = sets
-            .iter()
-            .map(|set| {
-                set.shreds()
-                    .iter()
-                    // The payload follows the header in every shred.
-                    .map(|s| s.as_bytes()[HEADER_SIZE..HEADER_SIZE + PAYLOAD_SIZE].to_vec())
-                    .collect()
-            })
-            .collect();
+        let mut shards = payload_shards(&sets);
         group.bench_function(format!("raw_rs_reconstruct/{name}"), |b| {
             b.iter(|| {
                 for (set, keep) in shards.iter_mut().zip(&keep) {
-                    let mut refs: Vec<(&mut [u8], bool)> = set
-                        .iter_mut()
-                        .zip(keep)
-                        .map(|(shard, &present)| (shard.as_mut_slice(), present))
-                        .collect();
-                    rs.reconstruct(&mut refs).expect("reconstruct");
+                    raw_reconstruct(&rs, set, keep);
                 }
             })
         });
-        let arriving: Vec<&[u8]> = sets
-            .iter()
-            .zip(&keep)
-            .flat_map(|(set, keep)| {
-                set.shreds()
-                    .iter()
-                    .zip(keep)
-                    .filter(|(_, present)| **present)
-                    .map(|(s, _)| s.as_bytes())
-            })
-            .collect();
+        let arriving = arriving(&sets, &keep);
         group.bench_function(format!("raw_rs_reconstruct_pool/{name}"), |b| {
             b.iter(|| {
-                shards.par_iter_mut().zip(&keep).for_each(|(set, keep)| {
-                    let mut refs: Vec<(&mut [u8], bool)> = set
-                        .iter_mut()
-                        .zip(keep)
-                        .map(|(shard, &present)| (shard.as_mut_slice(), present))
-                        .collect();
-                    rs.reconstruct(&mut refs).expect("reconstruct");
-                })
+                shards
+                    .par_iter_mut()
+                    .zip(&keep)
+                    .for_each(|(set, keep)| raw_reconstruct(&rs, set, keep))
             })
         });
         group.bench_function(format!("assemble/{name}"), |b| {
@@ -210,35 +158,13 @@ fn recover(c: &mut Criterion) {
                 assert_eq!(out.map(|b| b.len()), Some(BLOCK));
             })
         });
+        let of_64: Vec<&[&[u8]]> = arriving.chunks(64).collect();
         group.bench_function(format!("assemble_batches_of_64/{name}"), |b| {
-            b.iter(|| {
-                let mut assembler = BlockAssembler::new(SLOT, leader.pubkey());
-                let mut out = None;
-                for batch in arriving.chunks(64) {
-                    for result in assembler.insert_batch(batch) {
-                        if let Ok(Insert::Accepted {
-                            block: Some(block), ..
-                        }) = result
-                        {
-                            out = Some(block);
-                        }
-                    }
-                }
-                assert_eq!(out.map(|b| b.len()), Some(BLOCK));
-            })
+            b.iter(|| assemble(&leader, &of_64))
         });
+        let whole = [arriving.as_slice()];
         group.bench_function(format!("assemble_one_batch/{name}"), |b| {
-            b.iter(|| {
-                let mut assembler = BlockAssembler::new(SLOT, leader.pubkey());
-                let out = assembler
-                    .insert_batch(&arriving)
-                    .into_iter()
-                    .find_map(|result| match result {
-                        Ok(Insert::Accepted { block, .. }) => block,
-                        _ => None,
-                    });
-                assert_eq!(out.map(|b| b.len()), Some(BLOCK));
-            })
+            b.iter(|| assemble(&leader, &whole))
         });
     }
     group.finish();
