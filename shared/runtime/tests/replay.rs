@@ -181,7 +181,7 @@ fn tampered_blocks_are_refused_naming_what() {
     // A forged transaction signature.
     let mut forged = txs.clone();
     forged[3].transfer.amount += 1;
-    let b = block(&root, &leader, 1, entries(&root, 1, vec![forged]));
+    let b = block(&root, &leader, 1, entries(&root, 1, vec![forged.clone()]));
     assert_eq!(
         replay(&b),
         Some(ReplayError::InvalidSignature { entry: 0, index: 3 })
@@ -217,6 +217,19 @@ fn tampered_blocks_are_refused_naming_what() {
             error: TransactionError::InsufficientFunds { .. }
         })
     ));
+
+    // A forged signature and a transaction that cannot pay: execution ran beside the
+    // signature check, but the signature is what the block is refused for.
+    let b = block(
+        &root,
+        &leader,
+        1,
+        entries(&root, 1, vec![forged, vec![poor]]),
+    );
+    assert_eq!(
+        replay(&b),
+        Some(ReplayError::InvalidSignature { entry: 0, index: 3 })
+    );
 
     // An expired or unknown blockhash.
     let stale = Transaction::transfer(&keys[0], keys[1].pubkey(), 1, 0, hash(b"old"));
