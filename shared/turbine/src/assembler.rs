@@ -52,6 +52,15 @@ type Staged<'b> = [Option<&'b [u8]>; SHREDS_PER_SET];
 
 const NOTHING_STAGED: Staged<'static> = [None; SHREDS_PER_SET];
 
+/// The bytes held at `position` of a set: staged in this call, or stored before it.
+fn held<'a>(
+    stored: &'a [Option<Vec<u8>>],
+    staged: &Staged<'a>,
+    position: usize,
+) -> Option<&'a [u8]> {
+    staged[position].or_else(|| stored.get(position)?.as_deref())
+}
+
 /// One FEC set whose root the leader's signature was checked over.
 struct FecSetState {
     header: SetHeader,
@@ -107,8 +116,7 @@ impl FecSetState {
         if self.status == SetStatus::Invalid {
             return Err(ShredError::InvalidErasureSet { fec_set_index });
         }
-        let held = staged[position].or_else(|| self.shreds.get(position)?.as_deref());
-        if self.present & bit != 0 && held == Some(bytes) {
+        if self.present & bit != 0 && held(&self.shreds, staged, position) == Some(bytes) {
             return Ok(Admitted::Duplicate);
         }
         let leaf = parsed.leaf.unwrap_or_else(|| merkle::leaf(bytes));
@@ -203,12 +211,10 @@ impl FecSetState {
         let received = self.present;
         // The first 32 held positions are decoded from.
         let mut inputs: [Option<&[u8]>; SHREDS_PER_SET] = [None; SHREDS_PER_SET];
-        let held = (0..SHREDS_PER_SET).filter_map(|position| {
-            let bytes = staged[position].or_else(|| self.shreds.get(position)?.as_deref())?;
-            Some((position, bytes))
-        });
+        let holding = (0..SHREDS_PER_SET)
+            .filter_map(|position| Some((position, held(&self.shreds, staged, position)?)));
         let mut taken = 0;
-        for (position, bytes) in held.take(DATA_SHREDS_PER_SET) {
+        for (position, bytes) in holding.take(DATA_SHREDS_PER_SET) {
             inputs[position] = Some(bytes);
             taken += 1;
         }
@@ -368,7 +374,7 @@ impl Parsed {
         ShredId {
             slot: self.header.slot,
             kind,
-            index: self.header.fec_set_index * DATA_SHREDS_PER_SET as u32 + u32::from(index_in_set),
+            index: self.header.shred_index(index_in_set),
         }
     }
 }
@@ -676,8 +682,11 @@ impl BlockAssembler {
         // decoded straight into the block, each into its own slice of it.
         let first = self.appended;
         let start = first as usize * SET_DATA_CAPACITY;
+        // (Only where the block ends at the first set it lacks: past the last set, the
+        // block may end short of it.)
         let lays_out = self.block.len() == start;
         let run = (first..)
+            .take_while(|_| lays_out)
             .take_while(|index| {
                 let set_work = index
                     .checked_sub(lowest)
@@ -693,7 +702,6 @@ impl BlockAssembler {
                 }
             })
             .count() as u32;
-        let run = if lays_out { run } else { 0 };
         let end = start + run as usize * SET_DATA_CAPACITY;
         if run > 0 {
             if self.block.capacity() == 0 {

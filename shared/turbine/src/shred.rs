@@ -143,9 +143,14 @@ impl SetHeader {
         flags
     }
 
+    /// The index within the slot, per kind, of this set's shred at `index_in_set`.
+    pub(crate) fn shred_index(&self, index_in_set: u8) -> u32 {
+        shred_index(self.fec_set_index, index_in_set)
+    }
+
     /// Writes the 28-byte header of the shred at (`kind`, `index_in_set`).
     pub(crate) fn write(&self, kind: ShredKind, index_in_set: u8, out: &mut [u8]) {
-        let index = self.fec_set_index * DATA_SHREDS_PER_SET as u32 + u32::from(index_in_set);
+        let index = self.shred_index(index_in_set);
         out[0] = SHRED_VERSION;
         out[1] = kind.to_byte();
         out[2] = self.flags(kind, index_in_set);
@@ -187,6 +192,11 @@ pub fn signed_message(slot: Slot, fec_set_index: u32, root: &Hash) -> [u8; 44] {
     msg[8..12].copy_from_slice(&fec_set_index.to_le_bytes());
     msg[12..].copy_from_slice(root.as_bytes());
     msg
+}
+
+/// A shred's index within the slot, per kind: `fec_set_index * 32 + index_in_set`.
+fn shred_index(fec_set_index: u32, index_in_set: u8) -> u32 {
+    fec_set_index * DATA_SHREDS_PER_SET as u32 + u32::from(index_in_set)
 }
 
 fn le_u16(b: &[u8], at: usize) -> u16 {
@@ -281,7 +291,7 @@ impl Shred {
 
     /// Index among the slot's shreds of this kind: `fec_set_index * 32 + index_in_set`.
     pub fn index(&self) -> u32 {
-        self.set.fec_set_index * DATA_SHREDS_PER_SET as u32 + u32::from(self.index_in_set)
+        self.set.shred_index(self.index_in_set)
     }
 
     pub fn id(&self) -> ShredId {
@@ -416,7 +426,7 @@ fn parse_header(b: &[u8]) -> Result<(SetHeader, ShredKind, u8), ShredError> {
     if fec_set_index >= MAX_FEC_SETS {
         return Err(Malformed("FEC set index beyond the largest block"));
     }
-    if index != fec_set_index * DATA_SHREDS_PER_SET as u32 + u32::from(index_in_set) {
+    if index != shred_index(fec_set_index, index_in_set) {
         return Err(Malformed("shred index does not match its set and position"));
     }
     if slot == 0 {
