@@ -3,8 +3,8 @@
 use std::sync::OnceLock;
 
 use bb_core::{Domain, Hash, Keypair, Pubkey, Signature, Slot};
+use bb_erasure::Codec;
 use rayon::prelude::*;
-use reed_solomon_erasure::galois_8::ReedSolomon;
 
 use crate::error::ShredError;
 use crate::merkle::{self, Tree};
@@ -15,11 +15,12 @@ use crate::shred::{
 };
 
 /// The one Reed-Solomon codec (32 data + 32 parity shards), shared by every shredder and
-/// assembler so its cache of decode matrices serves them all.
-pub(crate) fn codec() -> &'static ReedSolomon {
-    static CODEC: OnceLock<ReedSolomon> = OnceLock::new();
+/// assembler: built once, on the fastest kernel the CPU runs (the bytes are the same on
+/// every kernel).
+pub(crate) fn codec() -> &'static Codec {
+    static CODEC: OnceLock<Codec> = OnceLock::new();
     CODEC.get_or_init(|| {
-        ReedSolomon::new(DATA_SHREDS_PER_SET, SHREDS_PER_SET - DATA_SHREDS_PER_SET)
+        Codec::new(DATA_SHREDS_PER_SET, SHREDS_PER_SET - DATA_SHREDS_PER_SET)
             .expect("32 data + 32 parity shards is a valid GF(2^8) Reed-Solomon shape")
     })
 }
