@@ -261,35 +261,28 @@ impl Codec {
             .iter()
             .map(|row| &row[MAX_ORDER..MAX_ORDER + m])
             .collect();
+        // On the stack: `Q` and `B^-1 Q` are at most 32 x 32, and so is the decode matrix.
         let k = present_data.len();
-        let mut decode = vec![0u8; m * self.data];
-        if k > 0 {
-            let q: Vec<Vec<u8>> = used_parity
-                .iter()
-                .map(|&u| {
-                    let row = self.parity_row(u);
-                    present_data.iter().map(|&j| row[j]).collect()
-                })
-                .collect();
-            let q_refs: Vec<&[u8]> = q.iter().map(Vec::as_slice).collect();
-            let mut products: Vec<Vec<u8>> = vec![vec![0u8; k]; m];
-            let mut product_refs: Vec<&mut [u8]> =
-                products.iter_mut().map(Vec::as_mut_slice).collect();
-            self.kernel.mul_matrix(&inverse, &q_refs, &mut product_refs);
-            for ((row, inv), product) in decode
-                .chunks_exact_mut(self.data)
-                .zip(&inverse)
-                .zip(&products)
-            {
-                row[..m].copy_from_slice(inv);
-                row[m..].copy_from_slice(product);
-            }
-        } else {
-            for (row, inv) in decode.chunks_exact_mut(self.data).zip(&inverse) {
-                row.copy_from_slice(inv);
-            }
+        let mut decode = [[0u8; MAX_INPUTS]; MAX_ORDER];
+        for (row, inv) in decode.iter_mut().zip(&inverse) {
+            row[..m].copy_from_slice(inv);
         }
-        let rows: Vec<&[u8]> = decode.chunks_exact(self.data).collect();
+        if k > 0 {
+            let mut q = [[0u8; MAX_INPUTS]; MAX_ORDER];
+            for (q_row, &u) in q.iter_mut().zip(&used_parity) {
+                let row = self.parity_row(u);
+                for (cell, &j) in q_row.iter_mut().zip(&present_data) {
+                    *cell = row[j];
+                }
+            }
+            let q_refs: Vec<&[u8]> = q[..m].iter().map(|row| &row[..k]).collect();
+            let mut product_refs: Vec<&mut [u8]> = decode[..m]
+                .iter_mut()
+                .map(|row| &mut row[m..m + k])
+                .collect();
+            self.kernel.mul_matrix(&inverse, &q_refs, &mut product_refs);
+        }
+        let rows: Vec<&[u8]> = decode[..m].iter().map(|row| &row[..self.data]).collect();
         let inputs: Vec<&[u8]> = present
             .iter()
             .filter(|(p, _)| *p >= self.data)

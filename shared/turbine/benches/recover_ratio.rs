@@ -1,20 +1,24 @@
 //! Recovery of a 1 MiB block with half its shreds lost, against the raw Reed-Solomon
-//! crate, measured interleaved: each round times the raw reconstruct and then each
-//! assembler path on the same data, so a host whose speed drifts (this one's does, by
+//! crate, measured interleaved: each round times the raw reconstruct, the same by
+//! `bb-erasure` (the codec Turbine runs), and then each assembler path on the same data, so a host whose speed drifts (this one's does, by
 //! 20 % within minutes) slows both sides of a ratio alike. Prints the median and the
-//! fastest quarter of each, and the ratio of raw to assembler throughput.
+//! fastest quarter of each, and the ratios of raw (the crate's, then the codec's) to
+//! assembler throughput.
 //!
 //! `cargo bench -p bb-turbine --bench recover_ratio [-- ROUNDS]`
 
 use std::time::Instant;
 
 use bb_core::Keypair;
+use bb_erasure::Codec;
 use bb_turbine::{DATA_SHREDS_PER_SET, FecSet, SHREDS_PER_SET, Shredder};
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
 mod common;
 
-use common::{SLOT, arriving, assemble, block, patterns, payload_shards, raw_reconstruct};
+use common::{
+    SLOT, arriving, assemble, block, codec_reconstruct, patterns, payload_shards, raw_reconstruct,
+};
 
 /// Microseconds since `start`.
 fn micros(start: Instant) -> f64 {
@@ -41,6 +45,8 @@ fn main() {
         .expect("shred");
     let rs = ReedSolomon::new(DATA_SHREDS_PER_SET, SHREDS_PER_SET - DATA_SHREDS_PER_SET)
         .expect("valid shape");
+    let codec =
+        Codec::new(DATA_SHREDS_PER_SET, SHREDS_PER_SET - DATA_SHREDS_PER_SET).expect("valid shape");
 
     println!("1 MiB block, half of every set lost; {rounds} interleaved rounds; microseconds");
     for (name, random) in [("coding_only", false), ("random_half", true)] {
@@ -50,13 +56,19 @@ fn main() {
         let one_batch = [arriving.as_slice()];
         let of_64: Vec<&[&[u8]]> = arriving.chunks(64).collect();
 
-        let (mut raw, mut whole, mut sixty_four) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut raw, mut coded, mut whole, mut sixty_four) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             let start = Instant::now();
             for (set, keep) in shards.iter_mut().zip(&keep) {
                 raw_reconstruct(&rs, set, keep);
             }
             raw.push(micros(start));
+            let start = Instant::now();
+            for (set, keep) in shards.iter_mut().zip(&keep) {
+                codec_reconstruct(&codec, set, keep);
+            }
+            coded.push(micros(start));
             let start = Instant::now();
             assemble(&leader, &one_batch);
             whole.push(micros(start));
@@ -68,15 +80,22 @@ fn main() {
         println!(
             "{name}: raw_rs_reconstruct (1 thread)  median {raw_median:7.0}  fastest quarter {raw_fast:7.0}"
         );
+        let (codec_median, codec_fast) = summary(&mut coded);
+        println!(
+            "{name}: codec_reconstruct ({:?}, 1 thread) median {codec_median:7.0}  fastest quarter {codec_fast:7.0}",
+            codec.kernel()
+        );
         for (path, samples) in [
             ("assemble_one_batch", &mut whole),
             ("assemble_batches_of_64", &mut sixty_four),
         ] {
             let (median, fast) = summary(samples);
             println!(
-                "{name}: {path:<29} median {median:7.0}  fastest quarter {fast:7.0}  ratio {:3.0} % (median), {:3.0} % (fastest quarter)",
+                "{name}: {path:<29} median {median:7.0}  fastest quarter {fast:7.0}  of the crate {:3.0} % (median), {:3.0} % (fastest quarter); of the codec {:3.0} %, {:3.0} %",
                 100.0 * raw_median / median,
-                100.0 * raw_fast / fast
+                100.0 * raw_fast / fast,
+                100.0 * codec_median / median,
+                100.0 * codec_fast / fast
             );
         }
     }

@@ -1,6 +1,10 @@
 //! Turbine throughput on a 1 MiB block, against the raw Reed-Solomon crate on the same
 //! data in the same 32 + 32 shape (the limit erasure coding alone sets).
 //!
+//! `codec_*` rows are the same erasure coding by `bb-erasure`, the codec Turbine runs (the
+//! crate's code on a GFNI kernel where the CPU has one): what erasure coding alone costs
+//! the shredder and the assembler.
+//!
 //! * `shred/*`: `raw_rs_encode` is parity only, one thread; `raw_rs_encode_pool` the same
 //!   with the sets spread over the default rayon pool (as the shredder spreads them);
 //!   `raw_rs_encode_sha256[_pool]` adds one SHA-256 per shard (the least any scheme with
@@ -18,6 +22,7 @@
 //!   when a block's shreds are fetched by repair or read from the ledger).
 
 use bb_core::{Keypair, hash};
+use bb_erasure::Codec;
 use bb_turbine::{
     BlockAssembler, DATA_SHREDS_PER_SET, FecSet, Insert, PAYLOAD_SIZE, SET_DATA_CAPACITY, Shredder,
 };
@@ -27,7 +32,10 @@ use reed_solomon_erasure::galois_8::ReedSolomon;
 
 mod common;
 
-use common::{BLOCK, SLOT, arriving, assemble, block, patterns, payload_shards, raw_reconstruct};
+use common::{
+    BLOCK, SLOT, arriving, assemble, block, codec_reconstruct, patterns, payload_shards,
+    raw_reconstruct,
+};
 
 /// The block cut into payload-sized shards, 32 per set, the last set zero-padded.
 fn data_shards(block: &[u8]) -> Vec<Vec<Vec<u8>>> {
@@ -68,6 +76,14 @@ fn shred(c: &mut Criterion) {
         b.iter(|| {
             for (d, p) in data.iter().zip(parity.iter_mut()) {
                 rs.encode_sep(d, p).expect("encode");
+            }
+        })
+    });
+    let codec = Codec::new(32, 32).expect("valid shape");
+    group.bench_function("codec_encode", |b| {
+        b.iter(|| {
+            for (d, p) in data.iter().zip(parity.iter_mut()) {
+                codec.encode_sep(d, p).expect("encode");
             }
         })
     });
@@ -131,6 +147,14 @@ fn recover(c: &mut Criterion) {
             b.iter(|| {
                 for (set, keep) in shards.iter_mut().zip(&keep) {
                     raw_reconstruct(&rs, set, keep);
+                }
+            })
+        });
+        let codec = Codec::new(32, 32).expect("valid shape");
+        group.bench_function(format!("codec_reconstruct/{name}"), |b| {
+            b.iter(|| {
+                for (set, keep) in shards.iter_mut().zip(&keep) {
+                    codec_reconstruct(&codec, set, keep);
                 }
             })
         });

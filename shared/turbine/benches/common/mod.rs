@@ -2,6 +2,7 @@
 //! raw Reed-Solomon crate's view of the same data.
 
 use bb_core::Keypair;
+use bb_erasure::Codec;
 use bb_turbine::{
     BlockAssembler, DATA_SHREDS_PER_SET, FecSet, HEADER_SIZE, Insert, PAYLOAD_SIZE, SHREDS_PER_SET,
 };
@@ -62,14 +63,25 @@ pub fn arriving<'a>(sets: &'a [FecSet], keep: &[[bool; SHREDS_PER_SET]]) -> Vec<
         .collect()
 }
 
-/// The raw limit: one set's lost shards rebuilt in place.
+/// The raw limit: one set's lost shards rebuilt in place by the reed-solomon-erasure crate.
 pub fn raw_reconstruct(rs: &ReedSolomon, set: &mut [Vec<u8>], keep: &[bool; SHREDS_PER_SET]) {
-    let mut refs: Vec<(&mut [u8], bool)> = set
-        .iter_mut()
+    rs.reconstruct(&mut present(set, keep))
+        .expect("reconstruct");
+}
+
+/// The same by the codec Turbine runs (`bb-erasure`, the crate's code on the fastest kernel
+/// this CPU has): the erasure coding alone, without anything else the assembler does.
+pub fn codec_reconstruct(codec: &Codec, set: &mut [Vec<u8>], keep: &[bool; SHREDS_PER_SET]) {
+    codec
+        .reconstruct(&mut present(set, keep))
+        .expect("reconstruct");
+}
+
+fn present<'a>(set: &'a mut [Vec<u8>], keep: &[bool; SHREDS_PER_SET]) -> Vec<(&'a mut [u8], bool)> {
+    set.iter_mut()
         .zip(keep)
         .map(|(shard, &present)| (shard.as_mut_slice(), present))
-        .collect();
-    rs.reconstruct(&mut refs).expect("reconstruct");
+        .collect()
 }
 
 /// A fresh assembler fed `batches` through `insert_batch`; checks the whole block comes out.
