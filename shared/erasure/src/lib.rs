@@ -43,6 +43,27 @@ pub enum Error {
     Singular,
 }
 
+/// One shard of a set handed to [`Codec::rebuild`]: one to decode from, or one lost, to
+/// be written.
+#[derive(Debug)]
+pub enum Shard<'a> {
+    Present(&'a [u8]),
+    Lost(&'a mut [u8]),
+}
+
+impl Shard<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Shard::Present(bytes) => bytes.len(),
+            Shard::Lost(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A Reed-Solomon code of `data` + `parity` shards. Stateless once built; share it.
 #[derive(Debug, Clone)]
 pub struct Codec {
@@ -153,48 +174,66 @@ impl Codec {
         &self,
         shards: &mut [(S, bool)],
     ) -> Result<(), Error> {
-        let total = self.data + self.parity;
-        if shards.len() != total {
-            return Err(Error::ShardCount {
-                expected: total,
-                got: shards.len(),
-            });
-        }
-        let mut present: Vec<(usize, &[u8])> = Vec::with_capacity(total);
-        let mut lost: Vec<(usize, &mut [u8])> = Vec::with_capacity(total);
-        for (position, (shard, here)) in shards.iter_mut().enumerate() {
-            let shard: &mut [u8] = shard.as_mut();
-            if *here {
-                present.push((position, shard));
-            } else {
-                lost.push((position, shard));
-            }
-        }
-        let len = present
-            .first()
-            .map(|(_, s)| s.len())
-            .or_else(|| lost.first().map(|(_, s)| s.len()))
-            .unwrap_or(0);
-        if len == 0 {
-            return Err(Error::EmptyShard);
-        }
-        if present.iter().any(|(_, s)| s.len() != len) || lost.iter().any(|(_, s)| s.len() != len) {
-            return Err(Error::IncorrectShardSize);
-        }
-        if lost.is_empty() {
-            return Ok(());
-        }
-        if present.len() < self.data {
-            return Err(Error::TooFewShardsPresent {
-                present: present.len(),
-                needed: self.data,
-            });
-        }
         if self.kernel == Kernel::Crate {
+            let shape = shards
+                .iter()
+                .map(|(shard, here)| (shard.as_ref().len(), *here));
+            if !self.check(shape)? {
+                return Ok(());
+            }
             return self
                 .reference
                 .reconstruct(shards)
                 .map_err(|_| Error::Singular);
+        }
+        let mut split: Vec<Shard<'_>> = shards
+            .iter_mut()
+            .map(|(shard, here)| {
+                let shard: &mut [u8] = S::as_mut(shard);
+                match here {
+                    true => Shard::Present(shard),
+                    false => Shard::Lost(shard),
+                }
+            })
+            .collect();
+        self.rebuild(&mut split)
+    }
+
+    /// [`reconstruct`](Self::reconstruct) with the shards decoded from only read: they
+    /// may lie anywhere (in received packets, say) and are not copied.
+    pub fn rebuild(&self, shards: &mut [Shard<'_>]) -> Result<(), Error> {
+        let shape = shards
+            .iter()
+            .map(|shard| (shard.len(), matches!(shard, Shard::Present(_))));
+        if !self.check(shape)? {
+            return Ok(());
+        }
+        if self.kernel == Kernel::Crate {
+            // The crate rebuilds in place: present shards go through a copy.
+            let mut owned: Vec<(Vec<u8>, bool)> = shards
+                .iter()
+                .map(|shard| match shard {
+                    Shard::Present(bytes) => (bytes.to_vec(), true),
+                    Shard::Lost(bytes) => (vec![0; bytes.len()], false),
+                })
+                .collect();
+            self.reference
+                .reconstruct(&mut owned)
+                .map_err(|_| Error::Singular)?;
+            for (shard, (bytes, _)) in shards.iter_mut().zip(owned) {
+                if let Shard::Lost(out) = shard {
+                    out.copy_from_slice(&bytes);
+                }
+            }
+            return Ok(());
+        }
+        let mut present: Vec<(usize, &[u8])> = Vec::with_capacity(shards.len());
+        let mut lost: Vec<(usize, &mut [u8])> = Vec::with_capacity(shards.len());
+        for (position, shard) in shards.iter_mut().enumerate() {
+            match shard {
+                Shard::Present(bytes) => present.push((position, *bytes)),
+                Shard::Lost(bytes) => lost.push((position, &mut **bytes)),
+            }
         }
         // Decoded from: the first `data` present shards, which hold every present data
         // shard and as many parity shards as data shards are lost.
@@ -219,6 +258,38 @@ impl Codec {
             self.kernel.mul_matrix(&rows, &inputs, &mut outputs);
         }
         Ok(())
+    }
+
+    /// Whether shards of these (length, present) are a call to act on: the right count,
+    /// one non-zero length, and enough present. False if nothing is lost.
+    fn check(&self, shape: impl ExactSizeIterator<Item = (usize, bool)>) -> Result<bool, Error> {
+        let total = self.data + self.parity;
+        if shape.len() != total {
+            return Err(Error::ShardCount {
+                expected: total,
+                got: shape.len(),
+            });
+        }
+        let (mut len, mut present) = (None, 0);
+        for (shard_len, here) in shape {
+            if *len.get_or_insert(shard_len) != shard_len {
+                return Err(Error::IncorrectShardSize);
+            }
+            present += usize::from(here);
+        }
+        if len == Some(0) {
+            return Err(Error::EmptyShard);
+        }
+        if present == total {
+            return Ok(false);
+        }
+        if present < self.data {
+            return Err(Error::TooFewShardsPresent {
+                present,
+                needed: self.data,
+            });
+        }
+        Ok(true)
     }
 
     /// The lost data shards from `present` (the first `data` present shards).

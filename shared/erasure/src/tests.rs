@@ -101,6 +101,23 @@ proptest! {
             if codeword {
                 prop_assert_eq!(&got, &shards);
             }
+            // The same through `rebuild`, reading the present shards where they lie.
+            let mut outputs: Vec<Vec<u8>> = keep.iter().map(|_| vec![0xEE; len]).collect();
+            let mut split: Vec<Shard<'_>> = shards
+                .iter()
+                .zip(outputs.iter_mut())
+                .zip(&keep)
+                .map(|((shard, out), &k)| match k {
+                    true => Shard::Present(shard),
+                    false => Shard::Lost(out),
+                })
+                .collect();
+            codec.rebuild(&mut split).expect("rebuild");
+            for (position, &k) in keep.iter().enumerate() {
+                if !k {
+                    prop_assert_eq!(&outputs[position], &want[position], "{:?} at {}", kernel, position);
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bb_core::{Domain, Hash, Pubkey, Signature, SignedMessage, Slot};
+use bb_erasure::Shard;
 use rayon::prelude::*;
 
 use crate::error::{ConflictReason, Equivocation, ShredError};
@@ -244,34 +245,32 @@ impl FecSetState {
                 (position, header.blank_shred(kind, index_in_set))
             })
             .collect();
-        // The coding shards decoded from, side by side (the decoder wants them mutable).
-        let mut coding_in = Vec::with_capacity(DATA_SHREDS_PER_SET * PAYLOAD_SIZE);
-        for bytes in inputs[DATA_SHREDS_PER_SET..].iter().flatten() {
-            coding_in.extend_from_slice(&bytes[PAYLOAD_OFFSET..PAYLOAD_END]);
-        }
         {
+            // Coding shards are decoded from where they lie (the caller's bytes or the
+            // set's stored copies); data shards from their copy in the block.
             let mut data_shards = data.chunks_exact_mut(PAYLOAD_SIZE);
-            let mut coding_scratch = coding_in.chunks_exact_mut(PAYLOAD_SIZE);
             let mut coding_out = rebuilt_coding.iter_mut();
-            let mut shards: Vec<(&mut [u8], bool)> = Vec::with_capacity(SHREDS_PER_SET);
+            let mut shards: Vec<Shard<'_>> = Vec::with_capacity(SHREDS_PER_SET);
             for input in inputs.iter().take(DATA_SHREDS_PER_SET) {
                 let shard = data_shards.next().ok_or_else(invalid)?;
-                if let Some(bytes) = input {
-                    shard.copy_from_slice(&bytes[PAYLOAD_OFFSET..PAYLOAD_END]);
-                }
-                shards.push((shard, input.is_some()));
+                shards.push(match input {
+                    Some(bytes) => {
+                        shard.copy_from_slice(&bytes[PAYLOAD_OFFSET..PAYLOAD_END]);
+                        Shard::Present(shard)
+                    }
+                    None => Shard::Lost(shard),
+                });
             }
             for input in inputs.iter().skip(DATA_SHREDS_PER_SET) {
-                let shard = match input {
-                    Some(_) => coding_scratch.next().ok_or_else(invalid)?,
+                shards.push(match input {
+                    Some(bytes) => Shard::Present(&bytes[PAYLOAD_OFFSET..PAYLOAD_END]),
                     None => {
                         let (_, buf) = coding_out.next().ok_or_else(invalid)?;
-                        &mut buf[PAYLOAD_OFFSET..PAYLOAD_END]
+                        Shard::Lost(&mut buf[PAYLOAD_OFFSET..PAYLOAD_END])
                     }
-                };
-                shards.push((shard, input.is_some()));
+                });
             }
-            codec().reconstruct(&mut shards).map_err(|_| invalid())?;
+            codec().rebuild(&mut shards).map_err(|_| invalid())?;
         }
         // Past the set's data length lies the padding of its data shreds: zero in every
         // shred the decoder accepts, so it must be zero in the rebuilt ones too.
