@@ -53,6 +53,11 @@ type Staged<'b> = [Option<&'b [u8]>; SHREDS_PER_SET];
 
 const NOTHING_STAGED: Staged<'static> = [None; SHREDS_PER_SET];
 
+/// Leaf hashes by Merkle position.
+type Leaves = [Option<Hash>; SHREDS_PER_SET];
+
+const NO_LEAVES: Leaves = [None; SHREDS_PER_SET];
+
 /// The bytes held at `position` of a set: staged in this call, or stored before it.
 fn held<'a>(
     stored: &'a [Option<Vec<u8>>],
@@ -192,7 +197,7 @@ impl FecSetState {
         staged: &Staged<'_>,
         region: Option<&mut [u8]>,
     ) -> Result<Vec<Shred>, ShredError> {
-        let result = self.try_rebuild(staged, region);
+        let result = self.try_rebuild(staged, region, &NO_LEAVES);
         if result.is_err() {
             self.status = SetStatus::Invalid;
             self.shreds = Vec::new();
@@ -200,10 +205,14 @@ impl FecSetState {
         result
     }
 
+    /// `unchecked` holds the leaves of held shreds not yet checked against the tree
+    /// (admitted by [`take_unchecked`](Self::take_unchecked)): they are checked here, all
+    /// at once, as the tree is completed, and so are their proofs.
     fn try_rebuild(
         &mut self,
         staged: &Staged<'_>,
         region: Option<&mut [u8]>,
+        unchecked: &Leaves,
     ) -> Result<Vec<Shred>, ShredError> {
         let invalid = || ShredError::InvalidErasureSet {
             fec_set_index: self.header.fec_set_index,
@@ -297,11 +306,25 @@ impl FecSetState {
             .collect();
         let mut hashes = vec![Hash::ZERO; rebuilt.len()];
         merkle::leaves(&leaf_inputs, &mut hashes);
-        let mut leaves = [None; SHREDS_PER_SET];
+        let mut leaves = *unchecked;
         for ((position, _), hash) in rebuilt.iter().zip(hashes) {
+            // An unchecked shred not decoded from must be what decoding gave.
+            if leaves[*position].is_some_and(|leaf| leaf != hash) {
+                return Err(invalid());
+            }
             leaves[*position] = Some(hash);
         }
         if !self.tree.complete(&leaves) {
+            return Err(invalid());
+        }
+        // Their leaves are the tree's now; their proofs must be too (every byte of an
+        // accepted shred is the leader's).
+        let proofs_hold = unchecked.iter().enumerate().all(|(position, leaf)| {
+            leaf.is_none()
+                || held(&self.shreds, staged, position)
+                    .is_some_and(|bytes| self.tree.proof_is(position, bytes))
+        });
+        if !proofs_hold {
             return Err(invalid());
         }
 
@@ -324,6 +347,83 @@ impl FecSetState {
         Ok(recovered)
     }
 
+    /// The shortcut for a set that its share of a batch completes, when every shred of
+    /// that share is new, carries the set's signature and agrees with its header (the
+    /// usual case): the shreds are staged without a Merkle check each, and the rebuild
+    /// checks them all at once (with the rebuilt leaves they must hash up to the signed
+    /// root, and each proof must be the tree's), which costs no hashing beyond what
+    /// completing the tree costs anyway. If anything is off, the set is left as it was
+    /// and `region` handed back, for the checked path to find which shreds are at fault;
+    /// so a bad shred costs its sender a set decoded twice, never a good set refused.
+    fn take_unchecked<'b, 'r>(
+        &mut self,
+        batch: &[&'b [u8]],
+        parsed: &[Option<Parsed>],
+        staged: &Staged<'b>,
+        queue: &[usize],
+        region: Option<&'r mut [u8]>,
+    ) -> Result<SetOutcome, Option<&'r mut [u8]>> {
+        if self.status != SetStatus::Collecting
+            || self.present.count_ones() as usize + queue.len() < DATA_SHREDS_PER_SET
+        {
+            return Err(region);
+        }
+        let mut staged = *staged;
+        let mut present = self.present;
+        let mut unchecked = NO_LEAVES;
+        let mut admitted = Vec::with_capacity(queue.len());
+        let mut ready_at = None;
+        for &i in queue {
+            let (Some(&bytes), Some(Some(p))) = (batch.get(i), parsed.get(i)) else {
+                continue;
+            };
+            let bit = 1u64 << p.position;
+            let Some(leaf) = p.leaf else {
+                return Err(region);
+            };
+            if present & bit != 0
+                || p.header != self.header
+                || signature_of(bytes) != self.signature
+            {
+                return Err(region);
+            }
+            staged[p.position] = Some(bytes);
+            present |= bit;
+            unchecked[p.position] = Some(leaf);
+            let ready = present.count_ones() as usize == DATA_SHREDS_PER_SET;
+            if ready {
+                ready_at = Some(i);
+            }
+            admitted.push((i, Ok(Admitted::New { id: p.id(), ready })));
+        }
+        let Some(ready_at) = ready_at else {
+            return Err(region);
+        };
+        let (tree, held) = (self.tree.clone(), self.present);
+        self.present = present;
+        // The region is only borrowed for the attempt, so it can be handed back.
+        let attempt = match region {
+            Some(region) => self
+                .try_rebuild(&staged, Some(&mut *region), &unchecked)
+                .map_err(|_| Some(region)),
+            None => self
+                .try_rebuild(&staged, None, &unchecked)
+                .map_err(|_| None),
+        };
+        match attempt {
+            Ok(recovered) => Ok(SetOutcome {
+                admitted,
+                rebuilt: Some((ready_at, Ok(recovered))),
+                verifications: 0,
+            }),
+            Err(region) => {
+                self.tree = tree;
+                self.present = held;
+                Err(region)
+            }
+        }
+    }
+
     /// Admits a batch's shreds of this set in batch order, then rebuilds the set if
     /// they made 32 (straight into `region` if given) or stores them.
     fn take_batch<'b>(
@@ -335,6 +435,10 @@ impl FecSetState {
         region: Option<&mut [u8]>,
     ) -> SetOutcome {
         let SetWork { mut staged, queue } = work;
+        let region = match self.take_unchecked(batch, parsed, &staged, &queue, region) {
+            Ok(outcome) => return outcome,
+            Err(region) => region,
+        };
         let mut outcome = SetOutcome {
             admitted: Vec::with_capacity(queue.len()),
             rebuilt: None,
@@ -1664,6 +1768,64 @@ mod tests {
         assert!(matches!(results[3], Err(ShredError::Equivocation(_))));
         assert!(matches!(results[4], Ok(Insert::Duplicate)));
         assert!(matches!(results[5], Err(ShredError::Malformed(_))));
+    }
+
+    #[test]
+    fn tampered_shreds_of_a_set_a_batch_completes_are_refused_alone() {
+        let leader = leader();
+        let block = bytes(2 * SET_DATA_CAPACITY - 100, 23);
+        let sets = shred(&leader, 14, 13, &block);
+        // Signed like the set and with its header, so the batch takes its shortcut for
+        // set 1 first: one with a payload byte flipped, one with a proof byte flipped.
+        let mut payload = sets[1].shreds()[5].as_bytes().to_vec();
+        payload[PAYLOAD_OFFSET + 7] ^= 0x40;
+        let mut proof = sets[1].shreds()[40].as_bytes().to_vec();
+        proof[PROOF_OFFSET + 3 * 32 + 1] ^= 1;
+        let good: Vec<&[u8]> = sets[1]
+            .shreds()
+            .iter()
+            .filter(|s| s.position() != 5 && s.position() != 40)
+            .map(Shred::as_bytes)
+            .take(34)
+            .collect();
+        let mut batch: Vec<&[u8]> = sets[0].shreds()[20..52]
+            .iter()
+            .map(Shred::as_bytes)
+            .collect();
+        batch.extend(&good[..10]);
+        batch.push(&payload);
+        batch.extend(&good[10..20]);
+        batch.push(&proof);
+        batch.extend(&good[20..]);
+
+        let mut assembler = BlockAssembler::new(14, leader.pubkey());
+        let results = assembler.insert_batch(&batch);
+        let refused: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].is_err())
+            .collect();
+        assert_eq!(refused, vec![42, 53]);
+        for i in refused {
+            assert!(matches!(
+                results[i],
+                Err(ShredError::BadMerkleProof { fec_set_index: 1 })
+            ));
+        }
+        let mut out = None;
+        for result in results {
+            if let Ok(Insert::Accepted {
+                recovered, block, ..
+            }) = result
+            {
+                for shred in recovered {
+                    let original = &sets[shred.fec_set_index() as usize].shreds()[shred.position()];
+                    assert_eq!(shred.as_bytes(), original.as_bytes());
+                }
+                out = out.or(block);
+            }
+        }
+        assert_eq!(out, Some(block));
+        // The refused shreds' positions were rebuilt, the leader's bytes.
+        assert!(assembler.is_set_complete(1));
     }
 
     #[test]

@@ -207,6 +207,7 @@ fn write_proof(nodes: &[Hash; NODES], position: usize, shred: &mut [u8]) {
 /// are known too (a proof is always recorded whole). So a new leaf is checked by
 /// hashing up only until it meets a known node, then comparing the rest of its proof
 /// to known nodes: usually one or two hashes instead of seven.
+#[derive(Clone)]
 pub(crate) struct PartialTree {
     nodes: [Hash; NODES],
     known: u128,
@@ -314,6 +315,17 @@ impl PartialTree {
         self.nodes = computed;
         self.known = u128::MAX << 1;
         true
+    }
+
+    /// Whether the proof in `shred` is this tree's for leaf `position` (the tree must be
+    /// complete).
+    pub(crate) fn proof_is(&self, position: usize, shred: &[u8]) -> bool {
+        let mut index = SHREDS_PER_SET + position;
+        (0..PROOF_LEN).all(|level| {
+            let sibling = index ^ 1;
+            index /= 2;
+            proof_entry(shred, level) == self.nodes[sibling]
+        })
     }
 
     /// Writes the proof of leaf `position` (the tree must be complete).
