@@ -82,6 +82,9 @@ struct FecSetState {
     /// it was rebuilt straight into the block).
     data: Vec<u8>,
     status: SetStatus,
+    /// Whether a batch's shortcut failed on this set: it is never tried again, so a
+    /// forged shred costs the node one wasted rebuild per set, not one per packet.
+    shortcut_failed: bool,
 }
 
 impl FecSetState {
@@ -101,6 +104,7 @@ impl FecSetState {
             present: 0,
             data: Vec::new(),
             status: SetStatus::Collecting,
+            shortcut_failed: false,
         }
     }
 
@@ -354,7 +358,8 @@ impl FecSetState {
     /// root, and each proof must be the tree's), which costs no hashing beyond what
     /// completing the tree costs anyway. If anything is off, the set is left as it was
     /// and `region` handed back, for the checked path to find which shreds are at fault;
-    /// so a bad shred costs its sender a set decoded twice, never a good set refused.
+    /// so a bad shred costs the node one set decoded twice (the shortcut is not tried on
+    /// that set again), never a good set refused.
     fn take_unchecked<'b, 'r>(
         &mut self,
         batch: &[&'b [u8]],
@@ -363,7 +368,8 @@ impl FecSetState {
         queue: &[usize],
         region: Option<&'r mut [u8]>,
     ) -> Result<SetOutcome, Option<&'r mut [u8]>> {
-        if self.status != SetStatus::Collecting
+        if self.shortcut_failed
+            || self.status != SetStatus::Collecting
             || self.present.count_ones() as usize + queue.len() < DATA_SHREDS_PER_SET
         {
             return Err(region);
@@ -378,6 +384,11 @@ impl FecSetState {
                 continue;
             };
             let bit = 1u64 << p.position;
+            if present & bit != 0 && held(&self.shreds, &staged, p.position) == Some(bytes) {
+                // A copy of a shred held: what the checked path answers first too.
+                admitted.push((i, Ok(Admitted::Duplicate)));
+                continue;
+            }
             let Some(leaf) = p.leaf else {
                 return Err(region);
             };
@@ -399,7 +410,7 @@ impl FecSetState {
         let Some(ready_at) = ready_at else {
             return Err(region);
         };
-        let (tree, held) = (self.tree.clone(), self.present);
+        let (tree, present_before) = (self.tree.clone(), self.present);
         self.present = present;
         // The region is only borrowed for the attempt, so it can be handed back.
         let attempt = match region {
@@ -418,7 +429,8 @@ impl FecSetState {
             }),
             Err(region) => {
                 self.tree = tree;
-                self.present = held;
+                self.present = present_before;
+                self.shortcut_failed = true;
                 Err(region)
             }
         }
@@ -1768,6 +1780,34 @@ mod tests {
         assert!(matches!(results[3], Err(ShredError::Equivocation(_))));
         assert!(matches!(results[4], Ok(Insert::Duplicate)));
         assert!(matches!(results[5], Err(ShredError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_copy_of_a_shred_in_a_completing_batch_is_a_duplicate() {
+        let leader = leader();
+        let block = bytes(SET_DATA_CAPACITY / 2, 24);
+        let sets = shred(&leader, 15, 14, &block);
+        let mut batch: Vec<&[u8]> = sets[0].shreds()[10..50]
+            .iter()
+            .map(Shred::as_bytes)
+            .collect();
+        batch.insert(20, sets[0].shreds()[12].as_bytes());
+        let mut assembler = BlockAssembler::new(15, leader.pubkey());
+        let results = assembler.insert_batch(&batch);
+        for (i, result) in results.iter().enumerate() {
+            match i {
+                20 => assert!(matches!(result, Ok(Insert::Duplicate)), "{result:?}"),
+                _ => assert!(
+                    matches!(result, Ok(Insert::Accepted { .. })),
+                    "{i}: {result:?}"
+                ),
+            }
+        }
+        let out = results.into_iter().find_map(|r| match r {
+            Ok(Insert::Accepted { block, .. }) => block,
+            _ => None,
+        });
+        assert_eq!(out, Some(block));
     }
 
     #[test]
