@@ -8,31 +8,49 @@
 
 use bb_erasure::{Codec, Kernel};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::rngs::ChaCha8Rng;
+use rand::{Rng, SeedableRng};
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
 const SETS: usize = 35;
 const SHARD: usize = 932;
 
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+/// One erasure coder under test: the crate, or the codec on one kernel.
+enum Coder {
+    Crate(ReedSolomon),
+    Codec(Codec),
+}
+
+impl Coder {
+    fn encode(&self, set: &mut [Vec<u8>]) {
+        let (data, parity) = set.split_at_mut(32);
+        match self {
+            Coder::Crate(rs) => rs.encode_sep(data, parity).expect("encode"),
+            Coder::Codec(codec) => codec.encode_sep(data, parity).expect("encode"),
+        }
+    }
+
+    fn reconstruct(&self, set: &mut [Vec<u8>], keep: &[bool; 64]) {
+        let mut shards: Vec<(&mut [u8], bool)> = set
+            .iter_mut()
+            .zip(keep)
+            .map(|(s, &k)| (s.as_mut_slice(), k))
+            .collect();
+        match self {
+            Coder::Crate(rs) => rs.reconstruct(&mut shards).expect("reconstruct"),
+            Coder::Codec(codec) => codec.reconstruct(&mut shards).expect("reconstruct"),
+        }
+    }
 }
 
 fn patterns(random: bool) -> Vec<[bool; 64]> {
-    (0..SETS as u64)
-        .map(|set| {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    (0..SETS)
+        .map(|_| {
             let mut keep: [bool; 64] = std::array::from_fn(|p| p >= 32);
             if random {
-                let order = bytes(set * 7919 + 1, 64);
                 for i in (1..64).rev() {
-                    keep.swap(i, usize::from(order[i]) % (i + 1));
+                    keep.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
                 }
             }
             keep
@@ -42,69 +60,44 @@ fn patterns(random: bool) -> Vec<[bool; 64]> {
 
 fn bench(c: &mut Criterion) {
     let rs = ReedSolomon::new(32, 32).expect("shape");
-    let codecs: Vec<(String, Codec)> = [Kernel::Gfni, Kernel::Crate]
-        .into_iter()
-        .filter(|k| k.available())
-        .map(|k| {
-            (
-                format!("codec_{k:?}").to_lowercase(),
-                Codec::with_kernel(32, 32, k).expect("codec"),
-            )
+    let mut coders = vec![("crate".to_string(), Coder::Crate(rs))];
+    for kernel in [Kernel::Gfni, Kernel::Crate] {
+        if let Ok(codec) = Codec::with_kernel(32, 32, kernel) {
+            let name = format!("codec_{kernel:?}").to_lowercase();
+            coders.push((name, Coder::Codec(codec)));
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut sets: Vec<Vec<Vec<u8>>> = (0..SETS)
+        .map(|_| {
+            (0..64)
+                .map(|_| {
+                    let mut shard = vec![0u8; SHARD];
+                    rng.fill_bytes(&mut shard);
+                    shard
+                })
+                .collect()
         })
         .collect();
-    let mut sets: Vec<Vec<Vec<u8>>> = (0..SETS as u64)
-        .map(|s| (0..64).map(|i| bytes(s << 8 | i, SHARD)).collect())
-        .collect();
     for set in &mut sets {
-        let (d, p) = set.split_at_mut(32);
-        rs.encode_sep(d, p).expect("encode");
+        coders[0].1.encode(set);
     }
 
     let mut group = c.benchmark_group("erasure_1MiB");
     group.throughput(Throughput::Bytes((SETS * 32 * SHARD) as u64));
     group.sample_size(30);
-    group.bench_function("encode/crate", |b| {
-        b.iter(|| {
-            for set in &mut sets {
-                let (d, p) = set.split_at_mut(32);
-                rs.encode_sep(d, p).expect("encode");
-            }
-        })
-    });
-    for (name, codec) in &codecs {
+    for (name, coder) in &coders {
         group.bench_function(format!("encode/{name}"), |b| {
-            b.iter(|| {
-                for set in &mut sets {
-                    let (d, p) = set.split_at_mut(32);
-                    codec.encode_sep(d, p).expect("encode");
-                }
-            })
+            b.iter(|| sets.iter_mut().for_each(|set| coder.encode(set)))
         });
     }
     for (pattern, random) in [("coding_only", false), ("random_half", true)] {
         let keep = patterns(random);
-        group.bench_function(format!("reconstruct/{pattern}/crate"), |b| {
-            b.iter(|| {
-                for (set, keep) in sets.iter_mut().zip(&keep) {
-                    let mut refs: Vec<(&mut [u8], bool)> = set
-                        .iter_mut()
-                        .zip(keep)
-                        .map(|(s, &k)| (s.as_mut_slice(), k))
-                        .collect();
-                    rs.reconstruct(&mut refs).expect("reconstruct");
-                }
-            })
-        });
-        for (name, codec) in &codecs {
+        for (name, coder) in &coders {
             group.bench_function(format!("reconstruct/{pattern}/{name}"), |b| {
                 b.iter(|| {
                     for (set, keep) in sets.iter_mut().zip(&keep) {
-                        let mut refs: Vec<(&mut [u8], bool)> = set
-                            .iter_mut()
-                            .zip(keep)
-                            .map(|(s, &k)| (s.as_mut_slice(), k))
-                            .collect();
-                        codec.reconstruct(&mut refs).expect("reconstruct");
+                        coder.reconstruct(set, keep);
                     }
                 })
             });

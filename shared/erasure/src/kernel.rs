@@ -118,6 +118,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::tests::bytes;
 
     fn kernels() -> Vec<Kernel> {
         [Kernel::Gfni, Kernel::Crate]
@@ -149,15 +150,9 @@ mod tests {
             len in 1usize..300,
             seed in any::<u64>(),
         ) {
-            let mut state = seed | 1;
-            let mut byte = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            };
-            let rows: Vec<Vec<u8>> = (0..n_out).map(|_| (0..n_in).map(|_| byte()).collect()).collect();
-            let inputs: Vec<Vec<u8>> = (0..n_in).map(|_| (0..len).map(|_| byte()).collect()).collect();
+            let coefficients = bytes(seed, n_out * n_in);
+            let rows: Vec<Vec<u8>> = coefficients.chunks(n_in).map(<[u8]>::to_vec).collect();
+            let inputs: Vec<Vec<u8>> = (0..n_in).map(|j| bytes(seed ^ (j as u64 + 1) << 32, len)).collect();
             let want = reference(&rows, &inputs, len);
             for kernel in kernels() {
                 // Outputs start dirty: a kernel overwrites, it does not add.
@@ -172,15 +167,10 @@ mod tests {
 
         #[test]
         fn every_kernel_inverts_alike(n in 1usize..=MAX_ORDER, seed in any::<u64>()) {
-            let mut state = seed | 1;
+            let cells = bytes(seed, n * n);
             let mut matrix = [[0u8; AUGMENTED]; MAX_ORDER];
-            for row in matrix.iter_mut().take(n) {
-                for b in row.iter_mut().take(n) {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    *b = state as u8;
-                }
+            for (row, cells) in matrix.iter_mut().zip(cells.chunks(n)) {
+                row[..n].copy_from_slice(cells);
             }
             let mut verdicts = Vec::new();
             for kernel in kernels() {

@@ -13,7 +13,8 @@ fn kernels() -> Vec<Kernel> {
         .collect()
 }
 
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
+/// Seeded bytes (xorshift): the tests' data, coefficients and loss patterns.
+pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed | 1;
     (0..len)
         .map(|_| {
@@ -25,15 +26,20 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The crate's answer for `shards` with only `keep` present.
-fn crate_reconstruct(rs: &ReedSolomon, shards: &[Vec<u8>], keep: &[bool]) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = shards.to_vec();
-    let mut refs: Vec<(&mut [u8], bool)> = out
+/// `shards` marked present or lost by `keep`, as `reconstruct` takes them.
+fn marked<'a>(shards: &'a mut [Vec<u8>], keep: &[bool]) -> Vec<(&'a mut [u8], bool)> {
+    shards
         .iter_mut()
         .zip(keep)
         .map(|(s, &k)| (s.as_mut_slice(), k))
-        .collect();
-    rs.reconstruct(&mut refs).expect("enough shards");
+        .collect()
+}
+
+/// The crate's answer for `shards` with only `keep` present.
+fn crate_reconstruct(rs: &ReedSolomon, shards: &[Vec<u8>], keep: &[bool]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = shards.to_vec();
+    rs.reconstruct(&mut marked(&mut out, keep))
+        .expect("enough shards");
     out
 }
 
@@ -94,9 +100,7 @@ proptest! {
                 .zip(&keep)
                 .map(|(s, &k)| if k { s.clone() } else { vec![0xEE; len] })
                 .collect();
-            let mut refs: Vec<(&mut [u8], bool)> =
-                got.iter_mut().zip(&keep).map(|(s, &k)| (s.as_mut_slice(), k)).collect();
-            codec.reconstruct(&mut refs).expect("reconstruct");
+            codec.reconstruct(&mut marked(&mut got, &keep)).expect("reconstruct");
             prop_assert_eq!(&got, &want, "{:?}, lost {:?}", kernel, keep);
             if codeword {
                 prop_assert_eq!(&got, &shards);
@@ -144,12 +148,9 @@ fn the_32_plus_32_shape_recovers_from_any_half() {
                 .zip(keep)
                 .map(|(s, &k)| if k { s.clone() } else { vec![0; 932] })
                 .collect();
-            let mut refs: Vec<(&mut [u8], bool)> = got
-                .iter_mut()
-                .zip(keep)
-                .map(|(s, &k)| (s.as_mut_slice(), k))
-                .collect();
-            codec.reconstruct(&mut refs).expect("reconstruct");
+            codec
+                .reconstruct(&mut marked(&mut got, keep))
+                .expect("reconstruct");
             assert_eq!(got, shards, "{kernel:?}");
         }
     }

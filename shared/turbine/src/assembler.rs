@@ -1803,11 +1803,15 @@ mod tests {
                 ),
             }
         }
-        let out = results.into_iter().find_map(|r| match r {
+        assert_eq!(block_of(results), Some(block));
+    }
+
+    /// The block a batch's results hand out, if any.
+    fn block_of(results: Vec<Result<Insert, ShredError>>) -> Option<Vec<u8>> {
+        results.into_iter().find_map(|r| match r {
             Ok(Insert::Accepted { block, .. }) => block,
             _ => None,
-        });
-        assert_eq!(out, Some(block));
+        })
     }
 
     #[test]
@@ -1891,11 +1895,7 @@ mod tests {
             results[3 * 32],
             Err(ShredError::BadSignature { fec_set_index: 3 })
         ));
-        let block_out = results.into_iter().find_map(|r| match r {
-            Ok(Insert::Accepted { block, .. }) => block,
-            _ => None,
-        });
-        assert_eq!(block_out, Some(block));
+        assert_eq!(block_of(results), Some(block));
     }
 
     #[test]
