@@ -163,7 +163,7 @@ impl Codec {
                 .map_err(|_| Error::IncorrectShardSize);
         }
         let rows: Vec<&[u8]> = (0..self.parity).map(|r| self.parity_row(r)).collect();
-        self.kernel.mul_matrix(&rows, &inputs, &mut outputs);
+        kernel::mul_matrix(&rows, &inputs, &mut outputs);
         Ok(())
     }
 
@@ -255,7 +255,7 @@ impl Codec {
             let inputs: Vec<&[u8]> = data.iter().map(|(_, s)| *s).collect();
             let mut outputs: Vec<&mut [u8]> =
                 lost_parity.iter_mut().map(|(_, s)| &mut **s).collect();
-            self.kernel.mul_matrix(&rows, &inputs, &mut outputs);
+            kernel::mul_matrix(&rows, &inputs, &mut outputs);
         }
         Ok(())
     }
@@ -324,7 +324,7 @@ impl Codec {
                 *cell = coefficients[*j];
             }
         }
-        if !self.kernel.invert(m, &mut augmented) {
+        if !kernel::invert(m, &mut augmented) {
             return Err(Error::Singular);
         }
         // Decode rows: `B^-1` over the parity inputs, then `B^-1 Q` over the data inputs.
@@ -351,7 +351,7 @@ impl Codec {
                 .iter_mut()
                 .map(|row| &mut row[m..m + k])
                 .collect();
-            self.kernel.mul_matrix(&inverse, &q_refs, &mut product_refs);
+            kernel::mul_matrix(&inverse, &q_refs, &mut product_refs);
         }
         let rows: Vec<&[u8]> = decode[..m].iter().map(|row| &row[..self.data]).collect();
         let inputs: Vec<&[u8]> = present
@@ -361,7 +361,7 @@ impl Codec {
             .map(|(_, s)| *s)
             .collect();
         let mut outputs: Vec<&mut [u8]> = lost.iter_mut().map(|(_, s)| &mut **s).collect();
-        self.kernel.mul_matrix(&rows, &inputs, &mut outputs);
+        kernel::mul_matrix(&rows, &inputs, &mut outputs);
         Ok(())
     }
 }

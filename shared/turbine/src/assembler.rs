@@ -366,7 +366,7 @@ impl FecSetState {
         parsed: &[Option<Parsed>],
         staged: &Staged<'b>,
         queue: &[usize],
-        region: Option<&'r mut [u8]>,
+        mut region: Option<&'r mut [u8]>,
     ) -> Result<SetOutcome, Option<&'r mut [u8]>> {
         if self.shortcut_failed
             || self.status != SetStatus::Collecting
@@ -413,21 +413,13 @@ impl FecSetState {
         let (tree, present_before) = (self.tree.clone(), self.present);
         self.present = present;
         // The region is only borrowed for the attempt, so it can be handed back.
-        let attempt = match region {
-            Some(region) => self
-                .try_rebuild(&staged, Some(&mut *region), &unchecked)
-                .map_err(|_| Some(region)),
-            None => self
-                .try_rebuild(&staged, None, &unchecked)
-                .map_err(|_| None),
-        };
-        match attempt {
+        match self.try_rebuild(&staged, region.as_deref_mut(), &unchecked) {
             Ok(recovered) => Ok(SetOutcome {
                 admitted,
                 rebuilt: Some((ready_at, Ok(recovered))),
                 verifications: 0,
             }),
-            Err(region) => {
+            Err(_) => {
                 self.tree = tree;
                 self.present = present_before;
                 self.shortcut_failed = true;
